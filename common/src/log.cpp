@@ -20,6 +20,8 @@ const char* level_name(Level l) {
 }
 }  // namespace
 
+std::chrono::steady_clock::time_point start_time() { return g_start; }
+
 void set_level(Level l) { g_level.store(l); }
 Level level() { return g_level.load(); }
 void set_sink(std::FILE* sink) { g_sink.store(sink); }

@@ -13,6 +13,10 @@ namespace vmm::log {
 
 enum class Level { error = 0, warn = 1, info = 2, debug = 3 };
 
+// When the process started (steady clock): the origin of every log timestamp and
+// of boot-progress times.
+std::chrono::steady_clock::time_point start_time();
+
 void set_level(Level level);
 Level level();
 // Redirects log output (nullptr restores stderr). The FILE stays owned by the caller.

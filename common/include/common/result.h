@@ -88,7 +88,7 @@ inline Result<void> ok() { return {}; }
 
 // Early return on error, in the manner of SerenityOS's TRY (GNU statement expression).
 #define VMM_TRY(expr)                                   \
-    ({                                                  \
+    __extension__({                                     \
         auto _vmm_try_result = (expr);                  \
         if (!_vmm_try_result) return _vmm_try_result.error(); \
         std::move(_vmm_try_result).value();             \
@@ -96,7 +96,7 @@ inline Result<void> ok() { return {}; }
 
 // Like VMM_TRY but adds context to the error.
 #define VMM_TRY_CTX(expr, ctx)                                      \
-    ({                                                              \
+    __extension__({                                                 \
         auto _vmm_try_result = (expr);                              \
         if (!_vmm_try_result) return _vmm_try_result.error().context(ctx); \
         std::move(_vmm_try_result).value();                         \

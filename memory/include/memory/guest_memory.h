@@ -46,9 +46,11 @@ public:
     GuestAddress address() const { return m_addr; }
     uint64_t size() const { return m_len; }
     iovec as_iovec() const { return {m_host, m_len}; }
-    void copy_to(std::span<std::byte> out) const;         // out.size() <= size()
-    void copy_from(std::span<const std::byte> in) const;  // in.size() <= size()
-    // Sub-window [offset, offset+len); nullopt-like error when out of bounds.
+    // Copy min(out.size(), size()) bytes out of / min(in.size(), size()) bytes into
+    // the window from its start: a too-large buffer can never reach past it.
+    void copy_to(std::span<std::byte> out) const;
+    void copy_from(std::span<const std::byte> in) const;
+    // Sub-window [offset, offset+len); an error when it does not fit in this one.
     [[nodiscard]] Result<VolatileSlice> subslice(uint64_t offset, uint64_t len) const;
 
 private:
@@ -130,6 +132,15 @@ private:
     explicit GuestMemory(std::vector<GuestRegion> regions) : m_regions(std::move(regions)) {}
     // Region index containing addr, or -1.
     int find_region(GuestAddress addr) const;
+    // Checks that all of [addr, addr+len) (len > 0) is RAM, possibly spanning adjacent
+    // regions, and returns the index of the region holding addr. `what` names the
+    // access in the error ("read", "write", ...).
+    [[nodiscard]] Result<size_t> check_span(GuestAddress addr, uint64_t len,
+                                            const char* what) const;
+    // Calls fn(host, done, chunk) for each per-region piece of a range already
+    // validated by check_span; `done` is the number of bytes before this piece.
+    template <typename Fn>
+    void for_each_chunk(size_t first, GuestAddress addr, uint64_t len, Fn&& fn) const;
     [[nodiscard]] Result<std::byte*> aligned_host(GuestAddress addr, uint64_t size) const;
 
     std::vector<GuestRegion> m_regions;

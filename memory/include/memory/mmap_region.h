@@ -9,6 +9,9 @@
 
 namespace vmm::memory {
 
+// Guest RAM is managed in 4 KiB pages: region starts/sizes and discards use it.
+inline constexpr uint64_t kPageSize = 4096;
+
 enum class Backing {
     anonymous,  // MAP_PRIVATE|MAP_ANONYMOUS: fastest, discard with MADV_DONTNEED
     memfd,      // MAP_SHARED on a memfd: needed when another process shares RAM
@@ -36,6 +39,7 @@ public:
     std::byte* host_at(uint64_t offset) const { return m_base + offset; }
 
     // Gives [offset, offset+len) back to the host; reads return zeroes afterwards.
+    // offset and len must be page-aligned and inside the mapping; len 0 is a no-op.
     [[nodiscard]] Result<void> discard(uint64_t offset, uint64_t len) const;
 
 private:

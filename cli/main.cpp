@@ -1,0 +1,84 @@
+// vmm: boots a Linux (or test) guest on KVM. The CLI edge: argument errors and
+// set-up errors become a one-line message and a non-zero exit status.
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "cli/command_line.h"
+#include "common/log.h"
+#include "vmm/console_io.h"
+#include "vmm/vm.h"
+
+namespace {
+
+constexpr int kExitUsage = 2;     // bad command line
+constexpr int kExitFailure = 1;   // set-up failed, or the guest failed (triple fault, KVM error)
+
+vmm::log::Level level_for(int verbosity) {
+    if (verbosity <= 0) return vmm::log::Level::warn;
+    if (verbosity == 1) return vmm::log::Level::info;
+    return vmm::log::Level::debug;
+}
+
+int run_vm(const vmm::cli::RunOptions& options) {
+    std::FILE* log_file = nullptr;
+    if (options.log_file) {
+        log_file = std::fopen(options.log_file->c_str(), "a");
+        if (log_file == nullptr) {
+            std::fprintf(stderr, "vmm: cannot open log file '%s'\n", options.log_file->c_str());
+            return kExitFailure;
+        }
+        vmm::log::set_sink(log_file);
+    }
+    vmm::log::set_level(level_for(options.verbosity));
+
+    auto vm = vmm::Vm::create(options.vm);
+    if (!vm) {
+        std::fprintf(stderr, "vmm: %s\n", vm.error().message().c_str());
+        return kExitFailure;
+    }
+    vmm::Result<vmm::VmExitRequest> end = vmm::Error("not run");
+    {
+        // Raw mode only while the guest owns the terminal.
+        std::optional<vmm::TerminalRawMode> raw;
+        if (options.vm.serial.mode == vmm::ConsoleMode::tty) raw.emplace();
+        end = (*vm)->run();
+    }
+    vm->reset();
+    if (log_file != nullptr) {
+        vmm::log::set_sink(nullptr);
+        std::fclose(log_file);
+    }
+    if (!end) {
+        std::fprintf(stderr, "vmm: %s\n", end.error().message().c_str());
+        return kExitFailure;
+    }
+    if (end->kind == vmm::VmExitKind::error) {
+        std::fprintf(stderr, "vmm: %s\n", end->reason.c_str());
+        return kExitFailure;
+    }
+    vmm::log::info("guest ended: {}", end->reason);
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::vector<std::string> args(argv + 1, argv + argc);
+    auto command = vmm::cli::parse_command_line(args);
+    if (!command) {
+        std::fprintf(stderr, "vmm: %s\nTry 'vmm --help' for more information.\n", command.error().message().c_str());
+        return kExitUsage;
+    }
+    switch (command->kind) {
+        case vmm::cli::CliCommand::Kind::help: std::fputs(vmm::cli::help_text().c_str(), stdout); return 0;
+        case vmm::cli::CliCommand::Kind::version: std::fputs(vmm::cli::version_text().c_str(), stdout); return 0;
+        case vmm::cli::CliCommand::Kind::run: break;
+    }
+    try {
+        return run_vm(command->run);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "vmm: internal error: %s\n", e.what());
+        return kExitFailure;
+    }
+}

@@ -1,0 +1,207 @@
+#include "cli/command_line.h"
+
+#include <array>
+
+#include "cli/arg_scanner.h"
+#include "cli/option_parser.h"
+
+namespace vmm::cli {
+
+namespace {
+
+// Every flag the VMM accepts. Device flags in CH style (--disk path=a path=b)
+// are added here with Arity::many and repeatable = true.
+constexpr std::array kFlags = {
+    FlagSpec{"kernel", 0, Arity::one, false, "PATH",
+             "Guest kernel: vmlinux (ELF with a PVH note) or bzImage. Required."},
+    FlagSpec{"cmdline", 0, Arity::one, false, "STRING",
+             "Kernel command line, passed as given (default: empty)."},
+    FlagSpec{"initramfs", 0, Arity::one, false, "PATH",
+             "Initramfs image loaded into guest memory (default: none)."},
+    FlagSpec{"cpus", 0, Arity::one, false, "boot=N",
+             "boot=N     vCPUs started at boot, 1..254 (default 1)."},
+    FlagSpec{"memory", 0, Arity::one, false, "size=SIZE,shared=on|off,thp=on|off,prefault=on|off",
+             "size=SIZE  guest RAM; bytes or with a K/M/G/T suffix (powers of two);\n"
+             "           at least 16M, at most 1T, a multiple of 4K (default 512M).\n"
+             "shared=    back RAM with a memfd, mapped shared (default off).\n"
+             "thp=       advise transparent huge pages (default on).\n"
+             "prefault=  populate all guest RAM at start (default off)."},
+    FlagSpec{"serial", 0, Arity::one, false, "off|null|tty|file=PATH",
+             "Serial port (8250 at 0x3f8): off (no device), null (discard output),\n"
+             "tty (this terminal: stdout and stdin) or file=PATH (append output)\n"
+             "(default tty)."},
+    FlagSpec{"", 'v', Arity::none, true, "",
+             "More log output; repeat for more (-v info, -vv debug, -vvv trace).\n"
+             "Default level: warn."},
+    FlagSpec{"log-file", 0, Arity::one, false, "PATH",
+             "Write the VMM's log to PATH instead of stderr."},
+    FlagSpec{"help", 'h', Arity::none, false, "", "Print this help and exit."},
+    FlagSpec{"version", 'V', Arity::none, false, "", "Print the version and exit."},
+};
+
+// The value of a non-repeatable one-value flag, or nullptr when absent.
+const std::string* single_value(const ScannedArgs& scanned, std::string_view key) {
+    const auto& values = scanned.values(key);
+    return values.empty() ? nullptr : &values.back();
+}
+
+Result<std::string> non_empty_path(const std::string& value) {
+    if (value.empty()) return Error::msg("empty path");
+    return value;
+}
+
+Result<void> apply_cpus(std::string_view value, CpusConfig& cpus) {
+    OptionParser parser;
+    parser.add("boot");
+    VMM_TRY(parser.parse(value));
+    auto boot = VMM_TRY(parser.get_u64("boot"));
+    if (boot) {
+        if (*boot < 1 || *boot > kMaxBootCpus) {
+            return Error::msg("boot={} is out of range (1..{})", *boot, kMaxBootCpus);
+        }
+        cpus.boot = static_cast<unsigned>(*boot);
+    }
+    return ok();
+}
+
+Result<void> check_memory_size(uint64_t size) {
+    if (size < kMinMemorySize) {
+        return Error::msg("size {} is below the minimum of {}", format_size(size),
+                          format_size(kMinMemorySize));
+    }
+    if (size > kMaxMemorySize) {
+        return Error::msg("size {} is above the maximum of {}", format_size(size),
+                          format_size(kMaxMemorySize));
+    }
+    if (size % kMemoryAlignment != 0) {
+        return Error::msg("size {} is not a multiple of {}", format_size(size),
+                          format_size(kMemoryAlignment));
+    }
+    return ok();
+}
+
+Result<void> apply_memory(std::string_view value, MemoryConfig& memory) {
+    OptionParser parser;
+    parser.add("size").add("shared").add("thp").add("prefault");
+    VMM_TRY(parser.parse(value));
+    auto size = VMM_TRY(parser.get_size("size"));
+    if (size) {
+        VMM_TRY(check_memory_size(*size));
+        memory.size = *size;
+    }
+    auto shared = VMM_TRY(parser.get_bool("shared"));
+    auto thp = VMM_TRY(parser.get_bool("thp"));
+    auto prefault = VMM_TRY(parser.get_bool("prefault"));
+    memory.shared = shared.value_or(memory.shared);
+    memory.thp = thp.value_or(memory.thp);
+    memory.prefault = prefault.value_or(memory.prefault);
+    return ok();
+}
+
+Result<void> apply_serial(std::string_view value, ConsoleConfig& serial) {
+    OptionParser parser;
+    parser.add_valueless("off").add_valueless("null").add_valueless("tty").add("file");
+    VMM_TRY(parser.parse(value));
+    int modes = 0;
+    for (std::string_view mode : {"off", "null", "tty", "file"}) modes += parser.is_set(mode) ? 1 : 0;
+    if (modes != 1) return Error::msg("expected exactly one of off|null|tty|file=PATH, got '{}'", value);
+
+    if (parser.is_set("off")) serial.mode = ConsoleMode::off;
+    if (parser.is_set("null")) serial.mode = ConsoleMode::null;
+    if (parser.is_set("tty")) serial.mode = ConsoleMode::tty;
+    auto file = VMM_TRY(parser.get_string("file"));
+    if (file) {
+        if (file->empty()) return Error::msg("file= needs a path");
+        serial.mode = ConsoleMode::file;
+        serial.file = *file;
+    }
+    return ok();
+}
+
+Result<RunOptions> build_run_options(const ScannedArgs& scanned) {
+    RunOptions run;
+    VmConfig& vm = run.vm;
+    const std::string* kernel = single_value(scanned, "kernel");
+    if (kernel == nullptr) return Error::msg("missing required option '--kernel'");
+    vm.payload.kernel = VMM_TRY_CTX(non_empty_path(*kernel), "--kernel");
+    if (const std::string* v = single_value(scanned, "cmdline")) vm.payload.cmdline = *v;
+    if (const std::string* v = single_value(scanned, "initramfs")) {
+        vm.payload.initramfs = VMM_TRY_CTX(non_empty_path(*v), "--initramfs");
+    }
+    if (const std::string* v = single_value(scanned, "cpus")) {
+        VMM_TRY_CTX(apply_cpus(*v, vm.cpus), "--cpus");
+    }
+    if (const std::string* v = single_value(scanned, "memory")) {
+        VMM_TRY_CTX(apply_memory(*v, vm.memory), "--memory");
+    }
+    if (const std::string* v = single_value(scanned, "serial")) {
+        VMM_TRY_CTX(apply_serial(*v, vm.serial), "--serial");
+    }
+    if (const std::string* v = single_value(scanned, "log-file")) {
+        run.log_file = VMM_TRY_CTX(non_empty_path(*v), "--log-file");
+    }
+    run.verbosity = static_cast<int>(scanned.count("v"));
+    return run;
+}
+
+std::string flag_heading(const FlagSpec& flag) {
+    std::string names;
+    if (flag.short_name != 0) names = fmt::format("-{}", flag.short_name);
+    if (!flag.long_name.empty()) {
+        if (!names.empty()) names += ", ";
+        names += fmt::format("--{}", flag.long_name);
+    }
+    if (!flag.value_name.empty()) names += fmt::format(" {}", flag.value_name);
+    if (flag.repeatable) names += " (repeatable)";
+    return names;
+}
+
+}  // namespace
+
+Result<CliCommand> parse_command_line(std::span<const std::string> args) {
+    ScannedArgs scanned = VMM_TRY(scan_args(args, kFlags));
+    CliCommand command;
+    if (scanned.has("help")) {
+        command.kind = CliCommand::Kind::help;
+    } else if (scanned.has("version")) {
+        command.kind = CliCommand::Kind::version;
+    } else {
+        command.kind = CliCommand::Kind::run;
+        command.run = VMM_TRY(build_run_options(scanned));
+    }
+    return command;
+}
+
+std::string help_text() {
+    std::string text = fmt::format(
+        "vmm {} - a KVM virtual machine monitor for x86_64 Linux guests\n\n"
+        "Usage: vmm --kernel PATH [--cmdline STRING] [--initramfs PATH] [--cpus boot=N]\n"
+        "           [--memory size=SIZE,...] [--serial MODE] [-v...] [--log-file PATH]\n\n"
+        "Options take their value as the next argument or after '=' (--memory=size=1G).\n"
+        "Option values are comma-separated key=value lists; commas inside [...] or \"...\"\n"
+        "do not split.\n\n"
+        "Options:\n",
+        kVersion);
+    for (const FlagSpec& flag : kFlags) {
+        text += fmt::format("  {}\n", flag_heading(flag));
+        std::string_view help = flag.help;
+        while (!help.empty()) {
+            size_t eol = help.find('\n');
+            text += fmt::format("      {}\n", help.substr(0, eol));
+            help = eol == std::string_view::npos ? std::string_view{} : help.substr(eol + 1);
+        }
+    }
+    text +=
+        "\nExample:\n"
+        "  vmm --kernel vmlinux --cmdline \"console=ttyS0\" --cpus boot=2 --memory size=1G "
+        "--initramfs initrd.cpio.gz\n\n"
+        "Exit status:\n"
+        "  0 when the guest reboots or powers off; non-zero, with the reason printed on\n"
+        "  stderr, when the command line is invalid, the VM cannot be set up, or the VM\n"
+        "  stops for any other reason.\n";
+    return text;
+}
+
+std::string version_text() { return fmt::format("vmm {}\n", kVersion); }
+
+}  // namespace vmm::cli

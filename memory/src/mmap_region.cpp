@@ -1,0 +1,108 @@
+#include "memory/mmap_region.h"
+
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <utility>
+
+#include "common/log.h"
+
+namespace vmm::memory {
+
+namespace {
+
+bool page_aligned(uint64_t value) { return value % kPageSize == 0; }
+
+// Creates the memfd that backs a shared region, sized to `size`.
+Result<UniqueFd> create_memfd(uint64_t size) {
+    UniqueFd fd(::memfd_create("guest-ram", MFD_CLOEXEC));
+    if (!fd) return Error::from_errno("memfd_create(guest-ram)");
+    if (::ftruncate(fd.get(), static_cast<off_t>(size)) != 0) {
+        return Error::from_errno(fmt::format("ftruncate(guest-ram, {:#x})", size));
+    }
+    return fd;
+}
+
+}  // namespace
+
+Result<MmapRegion> MmapRegion::create(uint64_t size, const MappingOptions& options) {
+    // off_t is signed: a size above INT64_MAX could not be a memfd length either.
+    if (size == 0 || !page_aligned(size) || size > static_cast<uint64_t>(INT64_MAX)) {
+        return Error::msg("guest RAM mapping size {:#x} must be a non-zero multiple of {:#x}",
+                          size, kPageSize);
+    }
+    UniqueFd memfd;
+    int flags = MAP_NORESERVE;
+    if (options.backing == Backing::memfd) {
+        memfd = VMM_TRY(create_memfd(size));
+        flags |= MAP_SHARED;
+    } else {
+        flags |= MAP_PRIVATE | MAP_ANONYMOUS;
+    }
+    if (options.prefault) flags |= MAP_POPULATE;
+
+    void* base = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, flags, memfd.get(), 0);
+    if (base == MAP_FAILED) {
+        return Error::from_errno(fmt::format("mmap of {:#x} bytes of guest RAM", size));
+    }
+    if (options.transparent_huge_pages && ::madvise(base, size, MADV_HUGEPAGE) != 0) {
+        // Huge pages only speed things up; a host with THP disabled still runs guests.
+        log::warn("madvise(MADV_HUGEPAGE) on guest RAM failed: {}", std::strerror(errno));
+    }
+    return MmapRegion(static_cast<std::byte*>(base), size, options.backing, std::move(memfd));
+}
+
+MmapRegion::MmapRegion(MmapRegion&& other) noexcept
+    : m_base(std::exchange(other.m_base, nullptr)),
+      m_size(std::exchange(other.m_size, 0)),
+      m_backing(other.m_backing),
+      m_memfd(std::move(other.m_memfd)) {}
+
+MmapRegion& MmapRegion::operator=(MmapRegion&& other) noexcept {
+    if (this != &other) {
+        unmap();
+        m_base = std::exchange(other.m_base, nullptr);
+        m_size = std::exchange(other.m_size, 0);
+        m_backing = other.m_backing;
+        m_memfd = std::move(other.m_memfd);
+    }
+    return *this;
+}
+
+MmapRegion::~MmapRegion() { unmap(); }
+
+void MmapRegion::unmap() {
+    if (m_base != nullptr) ::munmap(m_base, m_size);
+    m_base = nullptr;
+    m_size = 0;
+    m_memfd.reset();
+}
+
+Result<void> MmapRegion::discard(uint64_t offset, uint64_t len) const {
+    if (!page_aligned(offset) || !page_aligned(len)) {
+        return Error::msg("discard [{:#x}, +{:#x}) is not page-aligned", offset, len);
+    }
+    if (offset > m_size || len > m_size - offset) {
+        return Error::msg("discard [{:#x}, +{:#x}) exceeds the {:#x}-byte mapping", offset,
+                          len, m_size);
+    }
+    if (len == 0) return ok();
+    if (m_backing == Backing::anonymous) {
+        // MADV_DONTNEED on a private anonymous mapping drops the pages: later reads
+        // fault in fresh zero pages.
+        if (::madvise(m_base + offset, len, MADV_DONTNEED) != 0) {
+            return Error::from_errno("madvise(MADV_DONTNEED) on guest RAM");
+        }
+        return ok();
+    }
+    // A shared mapping keeps the file's pages; the hole must be punched in the file.
+    if (::fallocate(m_memfd.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                    static_cast<off_t>(offset), static_cast<off_t>(len)) != 0) {
+        return Error::from_errno("fallocate(PUNCH_HOLE) on guest RAM memfd");
+    }
+    return ok();
+}
+
+}  // namespace vmm::memory

@@ -1,0 +1,28 @@
+/* First code at CPL3 on the BSP: dispatch on the mode chosen by bsp_setup. */
+#include "guest.h"
+
+void user_main(unsigned cpu)
+{
+    outb(0x80, 0x02);   /* boot-progress: reached CPL3 */
+    switch (g.mode) {
+    case MODE_COMPUTE:
+        run_compute();
+        break;
+    case MODE_SMP:
+        smp_user(cpu);
+        break;
+    case MODE_MEMORY:
+        run_memory();
+        break;
+    case MODE_EXCEPTION:
+        run_exception();
+        break;
+    default:
+        kprintf("TESTGUEST: FAIL unknown mode '%s' (compute, smp, memory, triple-fault, exception)\n",
+                g.mode_name);
+        break;
+    }
+    kprintf("TESTGUEST: done\n");
+    outb(0x80, 0x03);   /* boot-progress: finished, resetting */
+    machine_reset();
+}

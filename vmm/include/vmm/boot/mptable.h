@@ -1,0 +1,33 @@
+// Intel MultiProcessor Specification 1.4 tables for guests that still find their
+// CPUs and IOAPIC this way (CONFIG_X86_MPPARSE); ACPI-only guests ignore them.
+#pragma once
+
+#include <cstdint>
+
+#include "common/result.h"
+#include "memory/guest_memory.h"
+
+namespace vmm::boot {
+
+// Sizes of the MP structures (MP spec 1.4, chapter 4); the layout is fixed by the
+// spec, so these are part of the contract tests parse against.
+inline constexpr uint64_t kMpfIntelSize = 16;    // floating pointer structure
+inline constexpr uint64_t kMpcTableSize = 44;    // configuration table header
+inline constexpr uint64_t kMpcCpuSize = 20;      // processor entry
+inline constexpr uint64_t kMpcSmallEntry = 8;    // bus, IOAPIC, I/O and local interrupt entries
+inline constexpr unsigned kMpIsaIrqs = 16;       // ISA IRQs 0..15 routed to IOAPIC pins 0..15
+inline constexpr uint32_t kMpLapicAddr = 0xfee00000;
+inline constexpr uint32_t kMpIoapicAddr = 0xfec00000;
+
+// Bytes the floating pointer plus configuration table take for `num_cpus`.
+constexpr uint64_t mptable_size(unsigned num_cpus) {
+    return kMpfIntelSize + kMpcTableSize + kMpcCpuSize * num_cpus +
+           kMpcSmallEntry * (1 /*bus*/ + 1 /*ioapic*/ + kMpIsaIrqs + 2 /*lint0/1*/);
+}
+
+// Writes the floating pointer at kMptableAddr and the configuration table right
+// after it. Fails for num_cpus == 0, > 254 (the IOAPIC takes id num_cpus, 0xff is
+// broadcast), or when the tables would not fit below 0xa0000 (more than 40 CPUs).
+[[nodiscard]] Result<void> write_mptable(const memory::GuestMemory& mem, unsigned num_cpus);
+
+}  // namespace vmm::boot

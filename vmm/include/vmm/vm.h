@@ -1,0 +1,69 @@
+// One virtual machine: KVM objects, guest memory, the legacy devices, the loaded
+// payload and the vCPU threads. create() does all set-up and reports bad input as
+// an Error; run() drives the VMM thread's event loop until the guest ends.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "common/result.h"
+#include "devices/bus.h"
+#include "memory/guest_memory.h"
+#include "vmm/event_loop.h"
+#include "vmm/exit_notifier.h"
+#include "vmm/kvm/kvm.h"
+#include "vmm/vcpu.h"
+#include "vmm/vm_config.h"
+
+namespace vmm {
+
+namespace devices_fwd {
+class LegacyDevices;
+}
+
+class Vm {
+public:
+    [[nodiscard]] static Result<std::unique_ptr<Vm>> create(const VmConfig& config);
+    Vm(const Vm&) = delete;
+    Vm& operator=(const Vm&) = delete;
+    ~Vm();
+
+    // Starts the vCPUs and runs until the guest resets, powers off, or fails.
+    [[nodiscard]] Result<VmExitRequest> run();
+
+    // Lifecycle, callable from the VMM thread (the API will use these).
+    void pause();
+    void resume();
+
+    const VmConfig& config() const { return m_config; }
+    const memory::GuestMemory& memory() const { return *m_memory; }
+    // The kernel command line actually passed to the guest.
+    const std::string& effective_cmdline() const { return m_cmdline; }
+
+private:
+    Vm(VmConfig config, kvm::Kvm kvm, kvm::VmFd vm_fd, std::unique_ptr<ExitNotifier> exits);
+    [[nodiscard]] Result<void> setup_memory();
+    [[nodiscard]] Result<void> setup_legacy_devices();
+    [[nodiscard]] Result<void> load_payload();
+    [[nodiscard]] Result<void> create_vcpus();
+    [[nodiscard]] Result<void> watch_stdin(EventLoop& loop);
+    void flush_pending_input();
+
+    VmConfig m_config;
+    bool m_pvm_host = false;
+    std::string m_cmdline;
+    kvm::Kvm m_kvm;
+    kvm::VmFd m_vm_fd;
+    std::unique_ptr<ExitNotifier> m_exits;
+    std::optional<memory::GuestMemory> m_memory;
+    devices::Bus m_pio_bus;
+    devices::Bus m_mmio_bus;
+    std::unique_ptr<devices_fwd::LegacyDevices> m_legacy;
+    std::optional<memory::GuestAddress> m_entry;
+    std::vector<std::byte> m_pending_input;  // stdin bytes the UART has not taken yet
+    // Last: vCPU threads stop before anything they use is destroyed.
+    std::vector<std::unique_ptr<Vcpu>> m_vcpus;
+};
+
+}  // namespace vmm
