@@ -19,7 +19,7 @@ constexpr std::array kFlags = {
     FlagSpec{"initramfs", 0, Arity::one, false, "PATH",
              "Initramfs image loaded into guest memory (default: none)."},
     FlagSpec{"cpus", 0, Arity::one, false, "boot=N",
-             "boot=N     vCPUs started at boot, 1..254 (default 1)."},
+             "boot=N     vCPUs started at boot, 1..40 (default 1; the MP table limit)."},
     FlagSpec{"memory", 0, Arity::one, false, "size=SIZE,shared=on|off,thp=on|off,prefault=on|off",
              "size=SIZE  guest RAM; bytes or with a K/M/G/T suffix (powers of two);\n"
              "           at least 16M, at most 1T, a multiple of 4K (default 512M).\n"
@@ -28,7 +28,7 @@ constexpr std::array kFlags = {
              "prefault=  populate all guest RAM at start (default off)."},
     FlagSpec{"serial", 0, Arity::one, false, "off|null|tty|file=PATH",
              "Serial port (8250 at 0x3f8): off (no device), null (discard output),\n"
-             "tty (this terminal: stdout and stdin) or file=PATH (append output)\n"
+             "tty (this terminal: stdout and stdin) or file=PATH (output written to PATH)\n"
              "(default tty)."},
     FlagSpec{"", 'v', Arity::none, true, "",
              "More log output; repeat for more (-v info, -vv debug, -vvv trace).\n"

@@ -28,9 +28,10 @@ volatile int g_expect_ud;
 /* pml4 is global: the AP trampoline loads it into CR3 by absolute address. */
 uint64_t pml4[512] __attribute__((aligned(4096)));
 static uint64_t pdpt[512] __attribute__((aligned(4096)));
-static uint64_t pds[MAX_MAPPED_GIB][512] __attribute__((aligned(4096)));
-static uint8_t kstacks[MAX_CPUS][KSTACK_SIZE] __attribute__((aligned(16)));
-static uint8_t ustacks[MAX_CPUS][USTACK_SIZE] __attribute__((aligned(16)));
+/* Only used without 1 GiB pages; every entry of a used directory is written. */
+static uint64_t pds[MAX_MAPPED_GIB][512] __attribute__((aligned(4096))) NOCLEAR;
+static uint8_t kstacks[MAX_CPUS][KSTACK_SIZE] __attribute__((aligned(16))) NOCLEAR;
+static uint8_t ustacks[MAX_CPUS][USTACK_SIZE] __attribute__((aligned(16))) NOCLEAR;
 
 struct tss64 {
     uint32_t reserved0;
@@ -40,6 +41,10 @@ struct tss64 {
     uint64_t reserved2;
     uint16_t reserved3;
     uint16_t iomap_base;
+    /* I/O permission bitmap for ports 0-0x3ff (all allowed) plus the terminating
+     * 0xff byte. IOPL=3 alone is not enough everywhere: kvm_pvm runs guest user mode
+     * at hardware IOPL 0 and emulates in/out only if this bitmap allows the port. */
+    uint8_t io_bitmap[0x400 / 8 + 1];
 } __attribute__((packed));
 
 struct idt_gate {
@@ -66,18 +71,15 @@ uint64_t kstack_top(unsigned cpu) { return (uint64_t)&kstacks[cpu][KSTACK_SIZE];
  * "return address pushed" alignment (rsp % 16 == 8). */
 uint64_t ustack_top(unsigned cpu) { return (uint64_t)&ustacks[cpu][USTACK_SIZE] - 8; }
 
-static void read_zero_page(uint64_t bp)
+/* The command line is only scanned for the mode (not copied: every CPL0 byte
+ * costs); the e820 table is copied because the workloads use it at CPL3. */
+static const char *read_zero_page(uint64_t bp)
 {
     uint32_t cmd = *(volatile uint32_t *)(bp + BP_CMD_LINE_PTR);
-    if (cmd) {
-        const char *src = (const char *)(uint64_t)cmd;
-        size_t n = strnlen(src, CMDLINE_MAX - 1);
-        memcpy(g.cmdline, src, n);
-        g.cmdline[n] = 0;
-    }
     unsigned n = *(volatile uint8_t *)(bp + BP_E820_ENTRIES);
     g.e820_count = n > MAX_E820 ? MAX_E820 : n;
     memcpy(g.e820, (const void *)(bp + BP_E820_TABLE), g.e820_count * sizeof(struct e820_entry));
+    return cmd ? (const char *)(uint64_t)cmd : "";
 }
 
 static const struct { const char *name; enum guest_mode mode; } mode_names[] = {
@@ -85,18 +87,29 @@ static const struct { const char *name; enum guest_mode mode; } mode_names[] = {
     { "triple-fault", MODE_TRIPLE_FAULT }, { "exception", MODE_EXCEPTION },
 };
 
-/* Finds "testguest.mode=<name>" as a whole word; compute when absent. */
-static void parse_mode(void)
+/* Value of the first whole-word "<key><value>" option, its length in *len. */
+static const char *find_option(const char *cmdline, const char *key, size_t *len)
 {
-    static const char key[] = "testguest.mode=";
-    const char *val = "compute";
-    size_t len = 7;
-    for (const char *p = g.cmdline; *p; p++) {
-        if ((p == g.cmdline || p[-1] == ' ') && str_starts(p, key)) {
-            val = p + sizeof(key) - 1;
-            for (len = 0; val[len] && val[len] != ' '; len++)
+    size_t key_len = strnlen(key, 64);
+    for (size_t i = 0; i < CMDLINE_MAX && cmdline[i]; i++) {
+        if ((i == 0 || cmdline[i - 1] == ' ') && str_starts(cmdline + i, key)) {
+            const char *val = cmdline + i + key_len;
+            for (*len = 0; val[*len] && val[*len] != ' ' && *len < CMDLINE_MAX; ++*len)
                 ;
+            return val;
         }
+    }
+    return 0;
+}
+
+/* testguest.mode=<name> (default compute); testguest.pages=2m forces 2 MiB pages. */
+static void parse_cmdline(const char *cmdline)
+{
+    size_t len = 7;
+    const char *val = find_option(cmdline, "testguest.mode=", &len);
+    if (!val) {
+        val = "compute";
+        len = 7;
     }
     if (len >= sizeof(g.mode_name))
         len = sizeof(g.mode_name) - 1;
@@ -106,10 +119,23 @@ static void parse_mode(void)
     for (unsigned i = 0; i < sizeof(mode_names) / sizeof(mode_names[0]); i++)
         if (strnlen(mode_names[i].name, 32) == len && !memcmp(mode_names[i].name, val, len))
             g.mode = mode_names[i].mode;
+
+    size_t plen;
+    const char *pages = find_option(cmdline, "testguest.pages=", &plen);
+    uint32_t a, b, c, d;
+    cpuid(0x80000000, &a, &b, &c, &d);
+    int has_1g = 0;
+    if (a >= 0x80000001) {
+        cpuid(0x80000001, &a, &b, &c, &d);
+        has_1g = (d >> 26) & 1;   /* Page1GB */
+    }
+    g.huge_pages = has_1g && !(pages && plen == 2 && !memcmp(pages, "2m", 2));
 }
 
-/* Identity map [0, max(4 GiB, end of RAM)) with 2 MiB pages, user-accessible; the
- * MMIO hole (3-4 GiB: LAPIC, IOAPIC, device windows) uncached. */
+/* Identity map [0, max(4 GiB, end of RAM)), user-accessible, with 1 GiB pages
+ * where the CPU offers them (a handful of emulated stores), else 2 MiB pages
+ * (kvm_pvm's shadow paging offers no 1 GiB pages: 2048+ stores, ~50 ms there).
+ * The MMIO hole (3-4 GiB: LAPIC, IOAPIC, device windows) is uncached. */
 static void build_page_tables(void)
 {
     uint64_t ram_end = 0;
@@ -123,13 +149,18 @@ static void build_page_tables(void)
         gibs = MAX_MAPPED_GIB;
     g.mapped_limit = gibs * GIB;
 
+    const uint64_t flags = PTE_P | PTE_RW | PTE_US;
     for (uint64_t gi = 0; gi < gibs; gi++) {
-        uint64_t extra = gi == 3 ? PTE_PCD | PTE_PWT : 0;
+        uint64_t cache = gi == 3 ? PTE_PCD | PTE_PWT : 0;
+        if (g.huge_pages) {
+            pdpt[gi] = (gi * GIB) | flags | PTE_PS | cache;
+            continue;
+        }
         for (uint64_t i = 0; i < 512; i++)
-            pds[gi][i] = (gi * GIB + (i << 21)) | PTE_P | PTE_RW | PTE_US | PTE_PS | extra;
-        pdpt[gi] = (uint64_t)pds[gi] | PTE_P | PTE_RW | PTE_US;
+            pds[gi][i] = (gi * GIB + (i << 21)) | flags | PTE_PS | cache;
+        pdpt[gi] = (uint64_t)pds[gi] | flags;
     }
-    pml4[0] = (uint64_t)pdpt | PTE_P | PTE_RW | PTE_US;
+    pml4[0] = (uint64_t)pdpt | flags;
 
     /* Supervisor code runs from user pages: SMEP/SMAP/PKE would fault on that, and
      * TSD would stop rdtsc at CPL3. Clear them if the VMM set them. */
@@ -150,7 +181,8 @@ static void build_descriptor_tables(void)
     for (unsigned c = 0; c < MAX_CPUS; c++) {
         uint64_t base = (uint64_t)&tss[c], limit = sizeof(struct tss64) - 1;
         tss[c].rsp[0] = kstack_top(c);           /* stack for exceptions from CPL3 */
-        tss[c].iomap_base = sizeof(struct tss64); /* no bitmap: IOPL=3 grants all ports */
+        tss[c].iomap_base = offsetof(struct tss64, io_bitmap);
+        tss[c].io_bitmap[sizeof(tss[c].io_bitmap) - 1] = 0xff;
         gdt[5 + 2 * c] = (limit & 0xffff) | ((base & 0xffffff) << 16) | (0x89ull << 40) |
                          (((limit >> 16) & 0xf) << 48) | (((base >> 24) & 0xff) << 56);
         gdt[6 + 2 * c] = base >> 32;
@@ -194,21 +226,24 @@ static __attribute__((noreturn)) void triple_fault(void)
 
 void bsp_setup(uint64_t boot_params)
 {
-    read_zero_page(boot_params);
-    parse_mode();
+    parse_cmdline(read_zero_page(boot_params));
+    outb(0x80, PROGRESS_ZERO_PAGE_READ);
     kprintf("TESTGUEST: mode %s\n", g.mode_name);
     if (g.mode == MODE_TRIPLE_FAULT)
         triple_fault();
 
     build_page_tables();
+    outb(0x80, PROGRESS_PAGING);
     unsigned bsp = 0;
     if (g.mode == MODE_SMP && mptable_parse() == 0)
         bsp = g.bsp_index;
     build_descriptor_tables();
     cpu_load_tables(bsp);
+    outb(0x80, PROGRESS_TABLES);
     if (g.mode == MODE_SMP && !g.smp_setup_failed) {
         g.cpus[bsp].lapic_id_reg = (uint8_t)(mmio_read32(LAPIC_BASE + 0x20) >> 24);
         smp_start_aps();
+        outb(0x80, PROGRESS_APS_STARTED);
     }
     enter_user(user_main, ustack_top(bsp), bsp);
 }
@@ -226,11 +261,11 @@ void exception_handler(struct exception_frame *f)
         kprintf_unlocked("TESTGUEST: exception ok: #UD from CPL3 at rip 0x%lx delivered on the TSS stack 0x%lx\n",
                          f->rip, (uint64_t)f);
         kprintf_unlocked("TESTGUEST: done\n");
-        outb(0x80, 0x03);
+        outb(0x80, PROGRESS_DONE);
         machine_reset();
     }
-    kprintf_unlocked("TESTGUEST: FAIL exception %lu at rip 0x%lx err 0x%lx cpl %lu rsp 0x%lx",
-                     f->vector, f->rip, f->error_code, f->cs & 3, f->rsp);
+    kprintf_unlocked("TESTGUEST: FAIL exception %lu at rip 0x%lx err 0x%lx cpl %lu rsp 0x%lx rflags 0x%lx",
+                     f->vector, f->rip, f->error_code, f->cs & 3, f->rsp, f->rflags);
     if (f->vector == 14) {
         uint64_t cr2;
         __asm__ volatile("mov %%cr2, %0" : "=r"(cr2));

@@ -12,7 +12,8 @@
 
 #define MAX_CPUS 16
 #define MAX_E820 128
-#define CMDLINE_MAX 2048
+#define CMDLINE_MAX 2048            /* x86 COMMAND_LINE_SIZE, NUL included */
+#define NOCLEAR __attribute__((section(".bss.noclear")))
 #define MAX_MAPPED_GIB 32            /* identity map covers at most this much */
 
 #define KERNEL_CS 0x08
@@ -24,6 +25,14 @@
 #define TRAMPOLINE_BASE 0x10000      /* AP start page: SIPI vector 0x10 */
 #define LAPIC_BASE 0xfee00000ull
 #define GUEST_IMAGE_END 0x200000ull  /* link.ld asserts the image ends below this */
+
+/* Boot-progress codes written to port 0x80; the VMM logs each with a timestamp,
+ * which shows where (emulated) CPL0 time goes. */
+enum progress {
+    PROGRESS_ENTRY = 0x01, PROGRESS_CPL3 = 0x02, PROGRESS_DONE = 0x03,
+    PROGRESS_BSS_CLEARED = 0x10, PROGRESS_ZERO_PAGE_READ = 0x11, PROGRESS_PAGING = 0x12,
+    PROGRESS_TABLES = 0x13, PROGRESS_APS_STARTED = 0x14,
+};
 
 enum guest_mode { MODE_COMPUTE, MODE_SMP, MODE_MEMORY, MODE_TRIPLE_FAULT, MODE_EXCEPTION, MODE_UNKNOWN };
 
@@ -44,10 +53,10 @@ struct cpu_info {
 struct guest_state {
     enum guest_mode mode;
     char mode_name[32];
-    char cmdline[CMDLINE_MAX];
     struct e820_entry e820[MAX_E820];
     unsigned e820_count;
     uint64_t mapped_limit;      /* identity map covers [0, mapped_limit) with U set */
+    int huge_pages;             /* 1 GiB pages (else 2 MiB) */
     unsigned cpu_count;         /* enabled processors in the MP table */
     unsigned bsp_index;
     struct cpu_info cpus[MAX_CPUS];

@@ -3,7 +3,7 @@
 
 void user_main(unsigned cpu)
 {
-    outb(0x80, 0x02);   /* boot-progress: reached CPL3 */
+    outb(0x80, PROGRESS_CPL3);
     switch (g.mode) {
     case MODE_COMPUTE:
         run_compute();
@@ -23,6 +23,6 @@ void user_main(unsigned cpu)
         break;
     }
     kprintf("TESTGUEST: done\n");
-    outb(0x80, 0x03);   /* boot-progress: finished, resetting */
+    outb(0x80, PROGRESS_DONE);
     machine_reset();
 }

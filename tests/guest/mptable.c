@@ -61,6 +61,8 @@ static int fail(const char *what)
 {
     kprintf("TESTGUEST: FAIL smp: MP table: %s\n", what);
     g.smp_setup_failed = 1;
+    g.cpu_count = 0;            /* nothing to start or wait for */
+    g.bsp_index = 0;
     return -1;
 }
 

@@ -68,6 +68,11 @@ Vm::~Vm() {
 Result<std::unique_ptr<Vm>> Vm::create(const VmConfig& config) {
     if (config.cpus.boot == 0) return Error::msg("at least one vCPU is needed");
     if (config.payload.kernel.empty()) return Error::msg("no kernel given (--kernel)");
+    // Bad input files are reported before any KVM object exists.
+    uint64_t ram = config.memory.size;
+    auto kernel_image = VMM_TRY(read_file(config.payload.kernel, ram, "kernel"));
+    std::vector<std::byte> initramfs;
+    if (config.payload.initramfs) initramfs = VMM_TRY(read_file(*config.payload.initramfs, ram, "initramfs"));
     kvm::Kvm kvm = VMM_TRY(kvm::Kvm::open());
     kvm::VmFd vm_fd = VMM_TRY(kvm.create_vm());
     auto exits = VMM_TRY(ExitNotifier::create());
@@ -78,7 +83,7 @@ Result<std::unique_ptr<Vm>> Vm::create(const VmConfig& config) {
     VMM_TRY(vm->m_vm_fd.create_irqchip());
     VMM_TRY(vm->m_vm_fd.create_pit2());
     VMM_TRY(vm->setup_memory());
-    VMM_TRY(vm->load_payload());
+    VMM_TRY(vm->load_payload(kernel_image, initramfs));
     VMM_TRY(vm->setup_legacy_devices());
     VMM_TRY(vm->create_vcpus());
     return vm;
@@ -99,15 +104,10 @@ Result<void> Vm::setup_memory() {
     return ok();
 }
 
-Result<void> Vm::load_payload() {
+Result<void> Vm::load_payload(std::span<const std::byte> image, std::span<const std::byte> initramfs) {
     const auto& payload = m_config.payload;
-    uint64_t ram = m_memory->total_size();
-    auto image = VMM_TRY(read_file(payload.kernel, ram, "kernel"));
     boot::LoadedKernel kernel = VMM_TRY_CTX(boot::load_kernel(*m_memory, image), fmt::format("kernel '{}'", payload.kernel));
     m_entry = kernel.entry;
-
-    std::vector<std::byte> initramfs;
-    if (payload.initramfs) initramfs = VMM_TRY(read_file(*payload.initramfs, ram, "initramfs"));
 
     m_cmdline = payload.cmdline.empty() ? kDefaultCmdline : payload.cmdline;
     if (m_pvm_host) {

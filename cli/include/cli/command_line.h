@@ -10,6 +10,7 @@
 #include <string>
 
 #include "common/result.h"
+#include "vmm/boot/mptable.h"
 #include "vmm/vm_config.h"
 
 namespace vmm::cli {
@@ -17,7 +18,8 @@ namespace vmm::cli {
 inline constexpr std::string_view kVersion = "0.1.0";
 
 // Limits checked at parse time.
-inline constexpr unsigned kMaxBootCpus = 254;  // MP table APIC ids are 8 bits, 0xff is broadcast
+// The MP table that announces the vCPUs must fit in 1 KiB below 640 KiB.
+inline constexpr unsigned kMaxBootCpus = vmm::boot::kMptableMaxCpus;
 inline constexpr uint64_t kMinMemorySize = 16ull << 20;
 inline constexpr uint64_t kMaxMemorySize = 1ull << 40;
 inline constexpr uint64_t kMemoryAlignment = 4ull << 10;

@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "common/result.h"
@@ -45,7 +46,7 @@ private:
     Vm(VmConfig config, kvm::Kvm kvm, kvm::VmFd vm_fd, std::unique_ptr<ExitNotifier> exits);
     [[nodiscard]] Result<void> setup_memory();
     [[nodiscard]] Result<void> setup_legacy_devices();
-    [[nodiscard]] Result<void> load_payload();
+    [[nodiscard]] Result<void> load_payload(std::span<const std::byte> kernel, std::span<const std::byte> initramfs);
     [[nodiscard]] Result<void> create_vcpus();
     [[nodiscard]] Result<void> watch_stdin(EventLoop& loop);
     void flush_pending_input();

@@ -6,6 +6,7 @@
 
 #include "common/result.h"
 #include "memory/guest_memory.h"
+#include "vmm/boot/boot_layout.h"
 
 namespace vmm::boot {
 
@@ -24,6 +25,14 @@ constexpr uint64_t mptable_size(unsigned num_cpus) {
     return kMpfIntelSize + kMpcTableSize + kMpcCpuSize * num_cpus +
            kMpcSmallEntry * (1 /*bus*/ + 1 /*ioapic*/ + kMpIsaIrqs + 2 /*lint0/1*/);
 }
+
+// The most vCPUs whose MP table fits in the last KiB below 640 KiB.
+inline constexpr unsigned kMptableMaxCpus = [] {
+    unsigned n = 1;
+    while (mptable_size(n + 1) <= 0xa0000 - kMptableAddr) ++n;
+    return n;
+}();
+
 
 // Writes the floating pointer at kMptableAddr and the configuration table right
 // after it. Fails for num_cpus == 0, > 254 (the IOAPIC takes id num_cpus, 0xff is
