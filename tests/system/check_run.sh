@@ -8,14 +8,19 @@
 # --stop-when-seen  stop the command as soon as every pattern has appeared (for boots
 #                   that would take long to finish, e.g. a bzImage here); the exit code
 #                   is then not checked.
+# --type-after P T once pattern P has appeared, type the line T on the command's
+#                   stdin (the guest's keyboard); stdin stays open until the end.
 # Every <pattern> (grep -E) must appear in stdout+stderr, in any order.
 set -u
 needs_kvm=0
 stop_when_seen=0
+type_pattern=""
+type_text=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --kvm) needs_kvm=1; shift ;;
         --stop-when-seen) stop_when_seen=1; shift ;;
+        --type-after) type_pattern=$2; type_text=$3; shift 3 ;;
         *) break ;;
     esac
 done
@@ -31,7 +36,8 @@ if [ $needs_kvm -eq 1 ] && ! { [ -c /dev/kvm ] && ( exec 3<>/dev/kvm ) 2>/dev/nu
 fi
 
 log=$(mktemp "${TMPDIR:-/tmp}/check_run.XXXXXX")
-trap 'rm -f "$log"' EXIT
+fifo="$log.stdin"
+trap 'rm -f "$log" "$fifo"' EXIT
 all_seen() {
     local p
     for p in "${patterns[@]}"; do grep -qE -- "$p" "$log" || return 1; done
@@ -40,10 +46,22 @@ all_seen() {
 
 echo "check_run: $* (timeout ${timeout_s}s)"
 start=$SECONDS
-"$@" </dev/null >"$log" 2>&1 &
-pid=$!
+if [ -n "$type_pattern" ]; then
+    mkfifo "$fifo"
+    "$@" <"$fifo" >"$log" 2>&1 &
+    pid=$!
+    exec 3>"$fifo"
+else
+    "$@" </dev/null >"$log" 2>&1 &
+    pid=$!
+fi
 rc=""
+typed=0
 while kill -0 "$pid" 2>/dev/null; do
+    if [ -n "$type_pattern" ] && [ $typed -eq 0 ] && grep -qE -- "$type_pattern" "$log"; then
+        printf '%s\n' "$type_text" >&3
+        typed=1
+    fi
     if [ $stop_when_seen -eq 1 ] && all_seen; then
         kill "$pid"; wait "$pid" 2>/dev/null; rc=stopped; break
     fi

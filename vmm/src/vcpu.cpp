@@ -46,6 +46,8 @@ Vcpu::~Vcpu() { stop(); }
 
 void Vcpu::start() {
     install_kick_handler();
+    // Under the lock: pause()/stop() from other threads read m_thread.
+    std::lock_guard lock(m_mutex);
     m_thread = std::thread([this] { thread_main(); });
     m_native = m_thread.native_handle();
 }
@@ -81,7 +83,10 @@ void Vcpu::stop() {
         m_requested = State::stopped;
         m_cv.notify_all();
     }
-    if (!m_thread.joinable()) return;
+    {
+        std::lock_guard lock(m_mutex);
+        if (!m_thread.joinable()) return;
+    }
     kick();
     m_thread.join();
 }

@@ -84,4 +84,10 @@ void Vm::resume() {
     for (auto& vcpu : m_vcpus) vcpu->resume();
 }
 
+std::vector<Vcpu::State> Vm::vcpu_states() const {
+    std::vector<Vcpu::State> states;
+    for (const auto& vcpu : m_vcpus) states.push_back(vcpu->state());
+    return states;
+}
+
 }  // namespace vmm

@@ -36,6 +36,10 @@ public:
     // Lifecycle, callable from the VMM thread (the API will use these).
     void pause();
     void resume();
+    // Ends run() from any thread (the API's shutdown; tests).
+    void request_exit(VmExitKind kind, std::string reason) { m_exits->request(kind, std::move(reason)); }
+    // Each vCPU's current state, in vCPU order.
+    std::vector<Vcpu::State> vcpu_states() const;
 
     const VmConfig& config() const { return m_config; }
     const memory::GuestMemory& memory() const { return *m_memory; }
