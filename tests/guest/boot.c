@@ -84,7 +84,7 @@ static const char *read_zero_page(uint64_t bp)
 
 static const struct { const char *name; enum guest_mode mode; } mode_names[] = {
     { "compute", MODE_COMPUTE }, { "smp", MODE_SMP }, { "memory", MODE_MEMORY },
-    { "triple-fault", MODE_TRIPLE_FAULT }, { "exception", MODE_EXCEPTION },
+    { "triple-fault", MODE_TRIPLE_FAULT }, { "exception", MODE_EXCEPTION }, { "counter", MODE_COUNTER },
 };
 
 /* Value of the first whole-word "<key><value>" option, its length in *len. */

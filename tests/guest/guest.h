@@ -25,6 +25,10 @@
 #define TRAMPOLINE_BASE 0x10000      /* AP start page: SIPI vector 0x10 */
 #define LAPIC_BASE 0xfee00000ull
 #define GUEST_IMAGE_END 0x200000ull  /* link.ld asserts the image ends below this */
+/* counter mode: the BSP stores an ever-increasing 64-bit count here (8-byte aligned,
+ * a plain store is atomic), for the host to read. Above the image (which ends near
+ * 0x18e000), below GUEST_IMAGE_END, and not used by the VMM's boot data. */
+#define COUNTER_ADDR 0x1f0000ull
 
 /* Boot-progress codes written to port 0x80; the VMM logs each with a timestamp,
  * which shows where (emulated) CPL0 time goes. */
@@ -34,7 +38,8 @@ enum progress {
     PROGRESS_TABLES = 0x13, PROGRESS_APS_STARTED = 0x14,
 };
 
-enum guest_mode { MODE_COMPUTE, MODE_SMP, MODE_MEMORY, MODE_TRIPLE_FAULT, MODE_EXCEPTION, MODE_UNKNOWN };
+enum guest_mode { MODE_COMPUTE, MODE_SMP, MODE_MEMORY, MODE_TRIPLE_FAULT, MODE_EXCEPTION, MODE_COUNTER,
+                  MODE_UNKNOWN };
 
 struct e820_entry {
     uint64_t addr;
@@ -131,6 +136,7 @@ void smp_user(unsigned cpu);            /* CPL3, every CPU */
 void run_compute(void);
 void run_memory(void);
 void run_exception(void);
+__attribute__((noreturn)) void run_counter(void);
 
 /* ---- main.c (CPL3) ---- */
 void user_main(unsigned cpu);

@@ -17,8 +17,10 @@ void user_main(unsigned cpu)
     case MODE_EXCEPTION:
         run_exception();
         break;
+    case MODE_COUNTER:
+        run_counter();   /* never returns: the host ends the VM */
     default:
-        kprintf("TESTGUEST: FAIL unknown mode '%s' (compute, smp, memory, triple-fault, exception)\n",
+        kprintf("TESTGUEST: FAIL unknown mode '%s' (compute, smp, memory, triple-fault, exception, counter)\n",
                 g.mode_name);
         break;
     }

@@ -177,3 +177,22 @@ void run_exception(void)
     __asm__ volatile("ud2");
     kprintf("TESTGUEST: FAIL exception: ud2 at CPL3 did not trap\n");
 }
+
+/* For the host's pause/resume tests: an endless count at CPL3 that the host reads
+ * from guest memory. It stops exactly while the vCPU is paused; the host ends the VM.
+ * Only the BSP counts; other vCPUs are never started and stay in wait-for-SIPI. */
+void run_counter(void)
+{
+    extern char _end[];   /* link.ld: end of the image, .bss and stacks included */
+    volatile uint64_t *counter = (volatile uint64_t *)COUNTER_ADDR;
+    if ((uint64_t)_end > COUNTER_ADDR || !ram_covers(COUNTER_ADDR, sizeof(*counter))) {
+        kprintf("TESTGUEST: FAIL counter: 0x%lx overlaps the image (ends 0x%lx) or is not RAM\n",
+                (uint64_t)COUNTER_ADDR, (uint64_t)_end);
+        machine_reset();
+    }
+    uint64_t n = 0;
+    __atomic_store_n(counter, n, __ATOMIC_RELEASE);
+    kprintf("TESTGUEST: counter running at 0x%lx\n", (uint64_t)COUNTER_ADDR);
+    for (;;)
+        __atomic_store_n(counter, ++n, __ATOMIC_RELEASE);
+}

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace vmm {
 
@@ -33,11 +34,46 @@ struct ConsoleConfig {
     std::string file;  // for ConsoleMode::file
 };
 
+// --disk path=,readonly=on|off,direct=on|off,id=   (virtio-blk on a raw file)
+struct DiskConfig {
+    std::string path;
+    bool readonly = false;
+    bool direct = false;  // O_DIRECT
+    std::string id;       // defaults to "disk<N>"
+};
+
+// --net tap=,ip=,mask=,mac=,id=   (virtio-net on a tap device)
+struct NetConfig {
+    std::string tap;                 // name of the tap; created if it does not exist
+    std::optional<std::string> ip;   // host-side address the VMM configures on the tap
+    std::optional<std::string> mask;
+    std::optional<std::string> mac;  // guest MAC "aa:bb:cc:dd:ee:ff"; random if absent
+    std::string id;                  // defaults to "net<N>"
+};
+
+// --rng src=   (virtio-rng)
+struct RngConfig {
+    std::string src = "/dev/urandom";
+};
+
+// --balloon size=,deflate_on_oom=,free_page_reporting=,stats_polling_interval_s=
+struct BalloonConfig {
+    uint64_t size = 0;  // initial target in bytes
+    bool deflate_on_oom = false;
+    bool free_page_reporting = false;
+    uint32_t stats_polling_interval_s = 0;  // 0: no statistics queue
+};
+
 struct VmConfig {
     CpusConfig cpus;
     MemoryConfig memory;
     PayloadConfig payload;
-    ConsoleConfig serial;  // the 8250 at 0x3f8
+    ConsoleConfig serial;                        // the 8250 at 0x3f8
+    ConsoleConfig console{ConsoleMode::off, {}};  // virtio-console (hvc0)
+    std::vector<DiskConfig> disks;
+    std::vector<NetConfig> nets;
+    std::optional<RngConfig> rng;
+    std::optional<BalloonConfig> balloon;
 };
 
 }  // namespace vmm
