@@ -100,7 +100,8 @@ check_artifacts() {
 # before /init runs: the kernel opens it for init's stdio) is created without
 # root privileges and the archive is reproducible.
 build_initramfs() {
-    local src=$1 work=$2 out=$3 list=$work/initramfs.list applet d
+    local src=$1 work=$2 out=$3 list applet d
+    list=$work/initramfs.list
     run gcc -O2 -o "$work/gen_init_cpio" "$src/usr/gen_init_cpio.c"
     {
         for d in /bin /sbin /usr /usr/bin /usr/sbin /dev /proc /sys /tmp /run \
@@ -121,7 +122,9 @@ build_initramfs() {
 }
 
 build() {
-    local tmp=$1 key_dir=$2 src=$1/src out=$1/out start=$SECONDS
+    local tmp=$1 key_dir=$2 src out start=$SECONDS
+    src=$tmp/src
+    out=$tmp/out
     mkdir -p "$src" "$out"
     LOG=$out/build.log
     : >"$LOG"

@@ -105,7 +105,9 @@ private:
                 values.push_back(m_args[m_next++]);
                 want_more = spec.arity == Arity::many;
             }
-            if (values.empty()) return Error::msg("option '{}' needs a value", spec.display_name());
+            if (values.empty() && spec.arity != Arity::optional) {
+                return Error::msg("option '{}' needs a value", spec.display_name());
+            }
         }
         m_result.record(key, std::move(values));
         return ok();

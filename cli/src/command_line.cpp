@@ -3,6 +3,7 @@
 #include <array>
 
 #include "cli/arg_scanner.h"
+#include "cli/device_options.h"
 #include "cli/option_parser.h"
 
 namespace vmm::cli {
@@ -15,7 +16,8 @@ constexpr std::array kFlags = {
     FlagSpec{"kernel", 0, Arity::one, false, "PATH",
              "Guest kernel: vmlinux (ELF with a PVH note) or bzImage. Required."},
     FlagSpec{"cmdline", 0, Arity::one, false, "STRING",
-             "Kernel command line, passed as given (default: empty)."},
+             "Kernel command line (default: \"console=ttyS0 reboot=k panic=1\"). virtio-mmio\n"
+             "devices are appended as virtio_mmio.device=4K@ADDR:IRQ."},
     FlagSpec{"initramfs", 0, Arity::one, false, "PATH",
              "Initramfs image loaded into guest memory (default: none)."},
     FlagSpec{"cpus", 0, Arity::one, false, "boot=N",
@@ -30,6 +32,22 @@ constexpr std::array kFlags = {
              "Serial port (8250 at 0x3f8): off (no device), null (discard output),\n"
              "tty (this terminal: stdout and stdin) or file=PATH (output written to PATH)\n"
              "(default tty)."},
+    FlagSpec{"disk", 0, Arity::many, true, "path=PATH,readonly=on|off,direct=on|off,id=ID ...",
+             "virtio-blk on a raw image file; several disks: --disk path=a path=b.\n"
+             "readonly= the guest cannot write (default off); direct= O_DIRECT (default off)."},
+    FlagSpec{"net", 0, Arity::many, true, "tap=NAME,ip=IP,mask=MASK,mac=MAC,id=ID ...",
+             "virtio-net on a tap device (created if absent). ip=/mask= configure the host\n"
+             "side of the tap; mac= the guest's MAC (default: random, locally administered)."},
+    FlagSpec{"rng", 0, Arity::optional, false, "[src=PATH]",
+             "virtio-rng reading from src (default /dev/urandom)."},
+    FlagSpec{"console", 0, Arity::one, false, "off|null|tty|file=PATH",
+             "virtio-console (hvc0): like --serial (default off)."},
+    FlagSpec{"balloon", 0, Arity::one, false,
+             "size=SIZE,deflate_on_oom=on|off,free_page_reporting=on|off,stats_polling_interval_s=N",
+             "virtio-balloon with an initial target of SIZE (smaller than guest memory).\n"
+             "deflate_on_oom= the guest may take pages back under OOM (default off);\n"
+             "free_page_reporting= the guest reports free pages, which are discarded (default off);\n"
+             "stats_polling_interval_s= guest statistics every N seconds (default 0: none)."},
     FlagSpec{"", 'v', Arity::none, true, "",
              "More log output; repeat for more (-v info, -vv debug, -vvv trace).\n"
              "Default level: warn."},
@@ -137,6 +155,18 @@ Result<RunOptions> build_run_options(const ScannedArgs& scanned) {
     if (const std::string* v = single_value(scanned, "serial")) {
         VMM_TRY_CTX(apply_serial(*v, vm.serial), "--serial");
     }
+    for (const std::string& v : scanned.values("disk")) vm.disks.push_back(VMM_TRY_CTX(parse_disk(v), "--disk"));
+    for (const std::string& v : scanned.values("net")) vm.nets.push_back(VMM_TRY_CTX(parse_net(v), "--net"));
+    if (scanned.has("rng")) {
+        const std::string* v = single_value(scanned, "rng");
+        vm.rng = VMM_TRY_CTX(parse_rng(v ? *v : std::string()), "--rng");
+    }
+    if (const std::string* v = single_value(scanned, "console")) {
+        vm.console = VMM_TRY_CTX(parse_console(*v), "--console");
+    }
+    if (const std::string* v = single_value(scanned, "balloon")) {
+        vm.balloon = VMM_TRY_CTX(parse_balloon(*v, vm.memory.size), "--balloon");
+    }
     if (const std::string* v = single_value(scanned, "log-file")) {
         run.log_file = VMM_TRY_CTX(non_empty_path(*v), "--log-file");
     }
@@ -176,7 +206,8 @@ std::string help_text() {
     std::string text = fmt::format(
         "vmm {} - a KVM virtual machine monitor for x86_64 Linux guests\n\n"
         "Usage: vmm --kernel PATH [--cmdline STRING] [--initramfs PATH] [--cpus boot=N]\n"
-        "           [--memory size=SIZE,...] [--serial MODE] [-v...] [--log-file PATH]\n\n"
+        "           [--memory size=SIZE,...] [--serial MODE] [--console MODE] [--disk ...]\n"
+        "           [--net ...] [--rng [src=PATH]] [--balloon size=SIZE,...] [-v...] [--log-file PATH]\n\n"
         "Options take their value as the next argument or after '=' (--memory=size=1G).\n"
         "Option values are comma-separated key=value lists; commas inside [...] or \"...\"\n"
         "do not split.\n\n"

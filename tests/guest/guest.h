@@ -138,6 +138,9 @@ void run_memory(void);
 void run_exception(void);
 __attribute__((noreturn)) void run_counter(void);
 
+/* ---- virtio_modes.c (CPL3): the virtio-* modes; 0 if `name` is not one ---- */
+int run_virtio_mode(const char *name);
+
 /* ---- main.c (CPL3) ---- */
 void user_main(unsigned cpu);
 

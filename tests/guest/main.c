@@ -20,7 +20,9 @@ void user_main(unsigned cpu)
     case MODE_COUNTER:
         run_counter();   /* never returns: the host ends the VM */
     default:
-        kprintf("TESTGUEST: FAIL unknown mode '%s' (compute, smp, memory, triple-fault, exception, counter)\n",
+        if (run_virtio_mode(g.mode_name))   /* virtio-* modes: virtio_modes.c */
+            break;
+        kprintf("TESTGUEST: FAIL unknown mode '%s' (compute, smp, memory, triple-fault, exception, counter, virtio-*)\n",
                 g.mode_name);
         break;
     }

@@ -74,7 +74,8 @@ void Vcpu::resume() {
     if (m_requested != State::paused) return;
     m_requested = State::running;
     m_cv.notify_all();
-    m_cv.wait(lock, [this] { return m_current == State::running || m_thread_exited; });
+    // Before start() there is no thread to acknowledge.
+    m_cv.wait(lock, [this] { return m_current == State::running || m_thread_exited || !m_thread.joinable(); });
 }
 
 void Vcpu::stop() {
@@ -93,7 +94,10 @@ void Vcpu::stop() {
 
 Vcpu::State Vcpu::state() const {
     std::lock_guard lock(m_mutex);
-    return m_thread_exited ? State::stopped : m_current;
+    if (m_thread_exited) return State::stopped;
+    // Not started yet: report what it will do when started.
+    if (m_current == State::created && m_requested == State::paused) return State::paused;
+    return m_current;
 }
 
 void Vcpu::request_error(std::string reason) {

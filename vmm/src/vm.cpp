@@ -19,6 +19,7 @@
 #include "vmm/boot/mptable.h"
 #include "vmm/console_io.h"
 #include "vmm/pvm_workarounds.h"
+#include "vmm/virtio_mmio_devices.h"
 
 namespace vmm {
 
@@ -83,6 +84,8 @@ Result<std::unique_ptr<Vm>> Vm::create(const VmConfig& config) {
     VMM_TRY(vm->m_vm_fd.create_irqchip());
     VMM_TRY(vm->m_vm_fd.create_pit2());
     VMM_TRY(vm->setup_memory());
+    vm->m_loop.emplace(VMM_TRY(EventLoop::create()));
+    VMM_TRY(vm->setup_virtio_devices());
     VMM_TRY(vm->load_payload(kernel_image, initramfs));
     VMM_TRY(vm->setup_legacy_devices());
     VMM_TRY(vm->create_vcpus());
@@ -110,6 +113,7 @@ Result<void> Vm::load_payload(std::span<const std::byte> image, std::span<const 
     m_entry = kernel.entry;
 
     m_cmdline = payload.cmdline.empty() ? kDefaultCmdline : payload.cmdline;
+    m_cmdline += m_virtio->cmdline_fragment();
     if (m_pvm_host) {
         m_cmdline += " " + pvm::cmdline_additions();
         log::warn("kvm_pvm host (no VMX/SVM): appended to the kernel command line: {}", pvm::cmdline_additions());

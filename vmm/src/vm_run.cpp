@@ -12,6 +12,7 @@
 #include "devices/legacy/serial.h"
 #include "irq_line.h"
 #include "legacy_devices.h"
+#include "devices/virtio/console/console_device.h"
 #include "vmm/vm.h"
 
 namespace vmm {
@@ -22,10 +23,18 @@ constexpr int kInputRetryMs = 5;
 }  // namespace
 
 Result<void> Vm::watch_stdin(EventLoop& loop) {
-    if (!m_legacy->serial || m_config.serial.mode != ConsoleMode::tty) return ok();
-    // stdin is the guest's keyboard; EOF (e.g. /dev/null) simply stops watching.
-    auto serial = m_legacy->serial;
-    auto added = loop.add(STDIN_FILENO, EPOLLIN, [this, serial, &loop](uint32_t) {
+    // stdin is the keyboard of the console on the terminal: the serial port, or
+    // else the virtio console. EOF (e.g. /dev/null) simply stops watching.
+    if (m_legacy->serial && m_config.serial.mode == ConsoleMode::tty) {
+        auto serial = m_legacy->serial;
+        m_input_target = [serial](std::span<const std::byte> b) { return serial->enqueue_input(b); };
+    } else if (m_virtio_console && m_config.console.mode == ConsoleMode::tty) {
+        auto console = std::static_pointer_cast<devices::virtio::ConsoleDevice>(m_virtio_console);
+        m_input_target = [console](std::span<const std::byte> b) { return console->enqueue_input(b); };
+    } else {
+        return ok();
+    }
+    auto added = loop.add(STDIN_FILENO, EPOLLIN, [this, &loop](uint32_t) {
         std::array<std::byte, 64> buf{};
         ssize_t n = ::read(STDIN_FILENO, buf.data(), buf.size());
         if (n <= 0) {
@@ -47,13 +56,13 @@ Result<void> Vm::watch_stdin(EventLoop& loop) {
 }
 
 void Vm::flush_pending_input() {
-    if (m_pending_input.empty() || !m_legacy->serial) return;
-    size_t taken = m_legacy->serial->enqueue_input(m_pending_input);
+    if (m_pending_input.empty() || !m_input_target) return;
+    size_t taken = m_input_target(m_pending_input);
     m_pending_input.erase(m_pending_input.begin(), m_pending_input.begin() + static_cast<ptrdiff_t>(taken));
 }
 
 Result<VmExitRequest> Vm::run() {
-    EventLoop loop = VMM_TRY(EventLoop::create());
+    EventLoop& loop = *m_loop;
     bool exit_signalled = false;
     VMM_TRY(loop.add(m_exits->event().fd(), EPOLLIN, [this, &exit_signalled](uint32_t) {
         (void)m_exits->event().consume();
@@ -71,6 +80,8 @@ Result<VmExitRequest> Vm::run() {
         }
     }
     for (auto& vcpu : m_vcpus) vcpu->stop();
+    (void)loop.remove(m_exits->event().fd());
+    if (m_input_target) (void)loop.remove(STDIN_FILENO);
     auto request = m_exits->requested();
     if (!request) return Error::msg("VMM woke up without an exit request");
     return *request;

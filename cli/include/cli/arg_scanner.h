@@ -19,6 +19,7 @@ enum class Arity {
     none,  // a switch: -v, --help
     one,   // exactly one value: --kernel PATH or --kernel=PATH
     many,  // one or more values: every following argument not starting with '-'
+    optional,  // zero or one value: --rng or --rng src=/dev/hwrng
 };
 
 struct FlagSpec {

@@ -27,7 +27,8 @@ struct VcpuContext {
 
 class Vcpu {
 public:
-    enum class State { running, paused, stopped };
+    // created: the thread has not been started (a pause() before start is honoured).
+    enum class State { created, running, paused, stopped };
 
     Vcpu(kvm::VcpuFd fd, VcpuContext context);
     Vcpu(const Vcpu&) = delete;
@@ -60,7 +61,7 @@ private:
     mutable std::mutex m_mutex;
     std::condition_variable m_cv;
     State m_requested = State::running;
-    State m_current = State::paused;  // until the thread starts
+    State m_current = State::created;
     bool m_thread_exited = false;
     std::thread m_thread;
     pthread_t m_native = {};

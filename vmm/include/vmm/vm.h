@@ -3,6 +3,7 @@
 // an Error; run() drives the VMM thread's event loop until the guest ends.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -10,6 +11,7 @@
 
 #include "common/result.h"
 #include "devices/bus.h"
+#include "devices/virtio/virtio_device.h"
 #include "memory/guest_memory.h"
 #include "vmm/event_loop.h"
 #include "vmm/exit_notifier.h"
@@ -22,6 +24,7 @@ namespace vmm {
 namespace devices_fwd {
 class LegacyDevices;
 }
+class VirtioMmioDevices;
 
 class Vm {
 public:
@@ -50,6 +53,7 @@ private:
     Vm(VmConfig config, kvm::Kvm kvm, kvm::VmFd vm_fd, std::unique_ptr<ExitNotifier> exits);
     [[nodiscard]] Result<void> setup_memory();
     [[nodiscard]] Result<void> setup_legacy_devices();
+    [[nodiscard]] Result<void> setup_virtio_devices();
     [[nodiscard]] Result<void> load_payload(std::span<const std::byte> kernel, std::span<const std::byte> initramfs);
     [[nodiscard]] Result<void> create_vcpus();
     [[nodiscard]] Result<void> watch_stdin(EventLoop& loop);
@@ -64,9 +68,14 @@ private:
     std::optional<memory::GuestMemory> m_memory;
     devices::Bus m_pio_bus;
     devices::Bus m_mmio_bus;
+    std::optional<EventLoop> m_loop;  // the VMM thread's; outlives the devices on it
     std::unique_ptr<devices_fwd::LegacyDevices> m_legacy;
+    std::unique_ptr<VirtioMmioDevices> m_virtio;
+    std::shared_ptr<devices::virtio::VirtioDevice> m_virtio_console;  // stdin target when the serial is not
+    std::shared_ptr<devices::virtio::VirtioDevice> m_balloon;         // for resize and statistics
     std::optional<memory::GuestAddress> m_entry;
-    std::vector<std::byte> m_pending_input;  // stdin bytes the UART has not taken yet
+    std::vector<std::byte> m_pending_input;  // stdin bytes the console has not taken yet
+    std::function<size_t(std::span<const std::byte>)> m_input_target;
     // Last: vCPU threads stop before anything they use is destroyed.
     std::vector<std::unique_ptr<Vcpu>> m_vcpus;
 };

@@ -22,6 +22,9 @@ class MmioTransport final : public BusDevice {
 public:
     MmioTransport(std::shared_ptr<VirtioDevice> device, const memory::GuestMemory& memory,
                   std::shared_ptr<InterruptLine> irq);
+    ~MmioTransport() override;  // out of line: State is defined in the .cpp
+    MmioTransport(const MmioTransport&) = delete;
+    MmioTransport& operator=(const MmioTransport&) = delete;
 
     void read(uint64_t offset, std::span<std::byte> data) override;
     void write(uint64_t offset, std::span<const std::byte> data) override;
@@ -35,9 +38,9 @@ public:
     VirtioDevice& device() { return *m_device; }
 
 private:
-    class Interrupt;
-    // ... (implementation details are private to the implementation)
-    struct State;
+    class Interrupt;  // the VirtioInterrupt handed to the device at DRIVER_OK
+    struct State;     // registers, queues, interrupt state (mmio_transport.cpp)
+
     std::shared_ptr<VirtioDevice> m_device;
     std::unique_ptr<State> m_state;
 };

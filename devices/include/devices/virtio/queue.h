@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "common/result.h"
@@ -92,6 +93,9 @@ public:
     void reset();
 
 private:
+    // Under EVENT_IDX: used->avail_event = next_avail, then a full fence.
+    [[nodiscard]] Result<void> publish_avail_event(const memory::GuestMemory& mem) const;
+
     uint16_t m_max_size;
     uint16_t m_size;
     bool m_ready = false;

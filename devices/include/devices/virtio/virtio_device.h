@@ -72,6 +72,13 @@ public:
     // The driver notified queue `index` (event-loop thread). No-op unless active.
     virtual void process_queue(uint16_t index) = 0;
 
+    // Host-side fds the VMM's event loop watches for this device (tap, timerfd),
+    // and their handler, called on the event-loop thread with the epoll events.
+    // They are watched edge-triggered (EPOLLIN | EPOLLET): a device must drain its
+    // fd, or remember that it stopped early and resume from process_queue().
+    virtual std::vector<int> backend_fds() const { return {}; }
+    virtual void process_backend(int /*fd*/, uint32_t /*events*/) {}
+
     // Counters for the API (e.g. read_bytes, write_ops; pages_inflated).
     virtual std::map<std::string, uint64_t> counters() const { return {}; }
 };

@@ -1,0 +1,57 @@
+// Places virtio devices on the MMIO bus: one 4 KiB virtio-mmio slot each from
+// 0xc0000000, one GSI each (irqfd), one ioeventfd per queue at QueueNotify
+// (datamatch = queue index) whose eventfd the VMM's event loop turns into
+// process_queue() calls, and the device's back-end fds on the same loop.
+// The kernel learns of them from `virtio_mmio.device=4K@ADDR:GSI` arguments.
+#pragma once
+
+#include <array>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/event_fd.h"
+#include "common/result.h"
+#include "devices/bus.h"
+#include "devices/virtio/mmio_transport.h"
+#include "memory/guest_memory.h"
+#include "vmm/event_loop.h"
+#include "vmm/kvm/kvm.h"
+
+namespace vmm {
+
+class IrqFdLine;
+
+struct VirtioSlot {
+    std::string id;
+    uint64_t base;
+    uint32_t gsi;
+    std::shared_ptr<devices::virtio::MmioTransport> transport;
+};
+
+class VirtioMmioDevices {
+public:
+    // ISA IRQs no legacy device uses; the MP table routes each to the IOAPIC pin of
+    // the same number (edge, active high). Nine slots.
+    static constexpr std::array<uint32_t, 9> kGsis = {5, 6, 7, 9, 10, 11, 12, 14, 15};
+
+    VirtioMmioDevices(const kvm::VmFd& vm, const memory::GuestMemory& memory, devices::Bus& mmio_bus,
+                      EventLoop& loop);
+    ~VirtioMmioDevices();
+
+    [[nodiscard]] Result<void> add(std::shared_ptr<devices::virtio::VirtioDevice> device, std::string id);
+    // " virtio_mmio.device=4K@0xc0000000:5 ..." for every slot.
+    std::string cmdline_fragment() const;
+    const std::vector<VirtioSlot>& slots() const { return m_slots; }
+
+private:
+    struct Wiring;
+    const kvm::VmFd& m_vm;
+    const memory::GuestMemory& m_memory;
+    devices::Bus& m_bus;
+    EventLoop& m_loop;
+    std::vector<VirtioSlot> m_slots;
+    std::vector<std::unique_ptr<Wiring>> m_wiring;
+};
+
+}  // namespace vmm
