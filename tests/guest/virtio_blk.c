@@ -116,7 +116,7 @@ static int blk_read_verify(struct blk *b, uint64_t seed, uint64_t sector, unsign
     for (unsigned s = 0; s < XFER_SECTORS; s++)
         for (unsigned i = 0; i < SECTOR / 8; i++)
             if (w[s * (SECTOR / 8) + i] != pattern(seed, sector + s, i)) {
-                kprintf("TESTGUEST: FAIL blk data at sector %lu word %u: 0x%lx, wrote 0x%lx (seed %lu)\n",
+                kprintf("TESTGUEST: FAIL blk data at sector %lu word %u: 0x%lx, expected 0x%lx (seed %lu)\n",
                         sector + s, i, w[s * (SECTOR / 8) + i], pattern(seed, sector + s, i), seed);
                 return -1;
             }

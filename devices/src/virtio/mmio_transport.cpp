@@ -235,17 +235,12 @@ void MmioTransport::State::write_register(uint64_t offset, uint32_t value, bool&
 }
 
 void MmioTransport::State::write_queue_register(uint64_t offset, uint32_t value) {
-    switch (offset) {
-        case kRegQueueNum:
-        case kRegQueueReady:
-        case kRegQueueDescLow:
-        case kRegQueueDescHigh:
-        case kRegQueueDriverLow:
-        case kRegQueueDriverHigh:
-        case kRegQueueDeviceLow:
-        case kRegQueueDeviceHigh: break;
-        default: warn("write of {:#x} to read-only/unknown register {:#x} ignored", value, offset);
-            return;
+    const bool is_queue_register = offset == kRegQueueNum || offset == kRegQueueReady ||
+                                   (offset >= kRegQueueDescLow && offset <= kRegQueueDeviceHigh &&
+                                    offset % 16 < 8);
+    if (!is_queue_register) {
+        warn("write of {:#x} to read-only/unknown register {:#x} ignored", value, offset);
+        return;
     }
     Queue* q = selected_queue();
     if (q == nullptr) {
@@ -257,35 +252,26 @@ void MmioTransport::State::write_queue_register(uint64_t offset, uint32_t value)
         warn("queue register {:#x} written after DRIVER_OK, ignored", offset);
         return;
     }
-    switch (offset) {
-        case kRegQueueNum:
-            if (value > q->max_size()) {
-                warn("QueueNum {} > QueueNumMax {} for queue {}, ignored", value, q->max_size(),
-                     queue_sel);
-            } else {
-                q->set_size(static_cast<uint16_t>(value));
-            }
-            return;
-        case kRegQueueReady: q->set_ready(value == 1); return;
-        case kRegQueueDescLow:
-            q->set_desc_table(memory::GuestAddress(with_low(q->desc_table().raw, value)));
-            return;
-        case kRegQueueDescHigh:
-            q->set_desc_table(memory::GuestAddress(with_high(q->desc_table().raw, value)));
-            return;
-        case kRegQueueDriverLow:
-            q->set_avail_ring(memory::GuestAddress(with_low(q->avail_ring().raw, value)));
-            return;
-        case kRegQueueDriverHigh:
-            q->set_avail_ring(memory::GuestAddress(with_high(q->avail_ring().raw, value)));
-            return;
-        case kRegQueueDeviceLow:
-            q->set_used_ring(memory::GuestAddress(with_low(q->used_ring().raw, value)));
-            return;
-        case kRegQueueDeviceHigh:
-            q->set_used_ring(memory::GuestAddress(with_high(q->used_ring().raw, value)));
-            return;
-        default: return;
+    // Ring addresses come in low/high halves at +0/+4.
+    auto half = [&](memory::GuestAddress a) {
+        return memory::GuestAddress(offset % 8 == 0 ? with_low(a.raw, value)
+                                                    : with_high(a.raw, value));
+    };
+    if (offset == kRegQueueNum) {
+        if (value > q->max_size()) {
+            warn("QueueNum {} > QueueNumMax {} for queue {}, ignored", value, q->max_size(),
+                 queue_sel);
+        } else {
+            q->set_size(static_cast<uint16_t>(value));
+        }
+    } else if (offset == kRegQueueReady) {
+        q->set_ready(value == 1);
+    } else if (offset <= kRegQueueDescHigh) {
+        q->set_desc_table(half(q->desc_table()));
+    } else if (offset <= kRegQueueDriverHigh) {
+        q->set_avail_ring(half(q->avail_ring()));
+    } else {
+        q->set_used_ring(half(q->used_ring()));
     }
 }
 

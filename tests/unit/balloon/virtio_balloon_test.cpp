@@ -165,10 +165,11 @@ TEST_CASE("inflate skips malformed descriptors", "[balloon]") {
     std::vector<uint32_t> too_many(kMaxPfnsPerDescriptor + 1, kPagePfn + 2);
     std::vector<uint32_t> good = {kPagePfn + 3};
     uint64_t a1 = h.put(one), a2 = h.put(two), a3 = h.put(too_many), a4 = h.put(good);
-    h.rings[0].add_chain({{a1, 4, true},          // device-writable
-                          {a2, 3, false},         // not a multiple of 4
+    // (The ring requires device-writable descriptors after the readable ones.)
+    h.rings[0].add_chain({{a2, 3, false},         // not a multiple of 4
                           {a3, static_cast<uint32_t>(too_many.size() * 4), false},
-                          {a4, 4, false}});
+                          {a4, 4, false},
+                          {a1, 4, true}});        // device-writable
     h.rings[0].publish();
     h.dev->process_queue(0);
     CHECK(h.page_is(kPagePfn, 0xee));
@@ -276,10 +277,10 @@ TEST_CASE("free page reporting discards the reported ranges", "[balloon]") {
     REQUIRE(h.activate(kV1 | kFeatureFreePageReporting).has_value());
     for (uint32_t p = kPagePfn; p < kPagePfn + 8; ++p) h.fill_page(p, 0x77);
     uint64_t base = uint64_t{kPagePfn} << 12;
-    h.rings[2].add_chain({{base, 2 * 4096, true},
+    h.rings[2].add_chain({{base + 6 * 4096, 4096, false},  // read-only works too
+                          {base, 2 * 4096, true},
                           {base + 3 * 4096 + 1, 4096, true},  // unaligned address
-                          {base + 5 * 4096, 100, true},       // unaligned length
-                          {base + 6 * 4096, 4096, false}});   // read-only works too
+                          {base + 5 * 4096, 100, true}});     // unaligned length
     h.rings[2].publish();
     h.dev->process_queue(2);
     CHECK(h.page_is(kPagePfn, 0));

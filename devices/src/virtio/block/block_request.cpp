@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdint>
 #include <vector>
 
 namespace vmm::devices::virtio {
@@ -50,9 +51,9 @@ Result<DataBuffers> collect_data(const memory::GuestMemory& mem,
     return data;
 }
 
-// Checks a read/write: whole sectors, inside the disk, overflow-safe.
+// Checks that whole sectors [sector, sector + len/512) lie inside the disk,
+// overflow-safe for any guest sector.
 bool in_range(uint64_t sector, uint64_t len, uint64_t capacity) {
-    if (len % kSectorSize != 0) return false;
     uint64_t sectors = len / kSectorSize;
     return sector <= capacity && sectors <= capacity - sector;
 }
@@ -79,6 +80,9 @@ private:
     uint8_t read(uint32_t& used) {
         uint64_t len = m_data.writable_bytes;
         if (m_data.readable_bytes != 0) return reject("read request with readable data");
+        if (len % kSectorSize != 0) return reject("read of {} bytes: not whole sectors", len);
+        // The used length (u32) must cover data plus status.
+        if (len >= UINT32_MAX) return reject("read of {} bytes is too large", len);
         if (!in_range(m_header.sector, len, m_ctx.disk.capacity_sectors())) {
             return reject("read of {} bytes at sector {} outside the disk ({} sectors)", len,
                           m_header.sector, m_ctx.disk.capacity_sectors());
@@ -88,7 +92,7 @@ private:
         }
         m_ctx.stats.read_ops++;
         m_ctx.stats.read_bytes += len;
-        used += static_cast<uint32_t>(len);  // <= sum of u32 lens of <= 1024 descriptors
+        used += static_cast<uint32_t>(len);  // < UINT32_MAX, checked above
         return kBlkStatusOk;
     }
 
@@ -96,6 +100,7 @@ private:
         uint64_t len = m_data.readable_bytes;
         if (m_ctx.disk.readonly()) return reject("write to read-only disk {}", m_ctx.id);
         if (m_data.writable_bytes != 0) return reject("write request with writable data");
+        if (len % kSectorSize != 0) return reject("write of {} bytes: not whole sectors", len);
         if (!in_range(m_header.sector, len, m_ctx.disk.capacity_sectors())) {
             return reject("write of {} bytes at sector {} outside the disk ({} sectors)", len,
                           m_header.sector, m_ctx.disk.capacity_sectors());

@@ -9,6 +9,8 @@
 //   indirect tables from base + 0x30000 up to base + 0x70000 (bump allocated)
 // so test data buffers should start at kTestDataAddr (1 MiB) or above and the memory
 // should be at least 2 MiB (make_test_memory's default).
+// Descriptor slots are handed out round-robin and reused without tracking, so keep
+// at most `size` descriptors in flight (chains not yet completed) at a time.
 // x86 is little-endian, so native-order writes produce the spec's le16/le32/le64.
 #pragma once
 
