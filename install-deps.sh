@@ -11,7 +11,7 @@ PACKAGES=(
     # the guest kernel and its initramfs
     linux-source-6.1 busybox-static bc bison flex libelf-dev libssl-dev cpio xz-utils lz4 kmod
     # the scripted tests
-    curl procps iproute2
+    curl procps iproute2 e2fsprogs python3
 )
 
 missing=()

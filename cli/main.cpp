@@ -4,15 +4,17 @@
 #include <string>
 #include <vector>
 
+#include "api/api_server.h"
 #include "cli/command_line.h"
+#include "cli/remote.h"
 #include "common/log.h"
 #include "vmm/console_io.h"
-#include "vmm/vm.h"
+#include "vmm/vmm_runner.h"
 
 namespace {
 
-constexpr int kExitUsage = 2;     // bad command line
-constexpr int kExitFailure = 1;   // set-up failed, or the guest failed (triple fault, KVM error)
+constexpr int kExitUsage = 2;    // bad command line
+constexpr int kExitFailure = 1;  // set-up failed, or the guest failed (triple fault, KVM error)
 
 vmm::log::Level level_for(int verbosity) {
     if (verbosity <= 0) return vmm::log::Level::warn;
@@ -20,7 +22,7 @@ vmm::log::Level level_for(int verbosity) {
     return vmm::log::Level::debug;
 }
 
-int run_vm(const vmm::cli::RunOptions& options) {
+int run(const vmm::cli::RunOptions& options) {
     std::FILE* log_file = nullptr;
     if (options.log_file) {
         log_file = std::fopen(options.log_file->c_str(), "a");
@@ -32,39 +34,52 @@ int run_vm(const vmm::cli::RunOptions& options) {
     }
     vmm::log::set_level(level_for(options.verbosity));
 
-    auto vm = vmm::Vm::create(options.vm);
-    if (!vm) {
-        std::fprintf(stderr, "vmm: %s\n", vm.error().message().c_str());
-        return kExitFailure;
+    std::shared_ptr<vmm::RequestChannel> requests;
+    std::unique_ptr<vmm::api::ApiServer> server;
+    if (options.api_socket) {
+        auto channel = vmm::RequestChannel::create();
+        if (!channel) {
+            std::fprintf(stderr, "vmm: %s\n", channel.error().message().c_str());
+            return kExitFailure;
+        }
+        requests = *channel;
+        auto started = vmm::api::ApiServer::start({*options.api_socket}, requests);
+        if (!started) {
+            std::fprintf(stderr, "vmm: --api-socket: %s\n", started.error().message().c_str());
+            return kExitFailure;
+        }
+        server = std::move(*started);
     }
-    vmm::Result<vmm::VmExitRequest> end = vmm::Error("not run");
+
+    vmm::Result<int> status = vmm::Error("not run");
     {
         // Raw mode only while the guest owns the terminal.
         std::optional<vmm::TerminalRawMode> raw;
-        if (options.vm.serial.mode == vmm::ConsoleMode::tty) raw.emplace();
-        end = (*vm)->run();
+        if (options.vm.serial.mode == vmm::ConsoleMode::tty || options.vm.console.mode == vmm::ConsoleMode::tty) {
+            raw.emplace();
+        }
+        status = vmm::run_vmm(options.vm, requests);
     }
-    vm->reset();
+    if (requests) requests->close();
+    server.reset();
     if (log_file != nullptr) {
         vmm::log::set_sink(nullptr);
         std::fclose(log_file);
     }
-    if (!end) {
-        std::fprintf(stderr, "vmm: %s\n", end.error().message().c_str());
+    if (!status) {
+        std::fprintf(stderr, "vmm: %s\n", status.error().message().c_str());
         return kExitFailure;
     }
-    if (end->kind == vmm::VmExitKind::error) {
-        std::fprintf(stderr, "vmm: %s\n", end->reason.c_str());
-        return kExitFailure;
-    }
-    vmm::log::info("guest ended: {}", end->reason);
-    return 0;
+    return *status;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
     std::vector<std::string> args(argv + 1, argv + argc);
+    if (!args.empty() && args[0] == "remote") {
+        return vmm::cli::run_remote(std::span<const std::string>(args).subspan(1));
+    }
     auto command = vmm::cli::parse_command_line(args);
     if (!command) {
         std::fprintf(stderr, "vmm: %s\nTry 'vmm --help' for more information.\n", command.error().message().c_str());
@@ -76,7 +91,7 @@ int main(int argc, char** argv) {
         case vmm::cli::CliCommand::Kind::run: break;
     }
     try {
-        return run_vm(command->run);
+        return run(command->run);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "vmm: internal error: %s\n", e.what());
         return kExitFailure;

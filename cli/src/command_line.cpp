@@ -48,6 +48,9 @@ constexpr std::array kFlags = {
              "deflate_on_oom= the guest may take pages back under OOM (default off);\n"
              "free_page_reporting= the guest reports free pages, which are discarded (default off);\n"
              "stats_polling_interval_s= guest statistics every N seconds (default 0: none)."},
+    FlagSpec{"api-socket", 0, Arity::one, false, "path=PATH",
+             "Serve the REST API (docs/api.md) on a Unix socket at PATH (mode 0600).\n"
+             "Control it with curl --unix-socket PATH or 'vmm remote --api-socket PATH'."},
     FlagSpec{"", 'v', Arity::none, true, "",
              "More log output; repeat for more (-v info, -vv debug, -vvv trace).\n"
              "Default level: warn."},
@@ -167,6 +170,14 @@ Result<RunOptions> build_run_options(const ScannedArgs& scanned) {
     if (const std::string* v = single_value(scanned, "balloon")) {
         vm.balloon = VMM_TRY_CTX(parse_balloon(*v, vm.memory.size), "--balloon");
     }
+    if (const std::string* v = single_value(scanned, "api-socket")) {
+        OptionParser parser;
+        parser.add("path");
+        VMM_TRY_CTX(parser.parse(*v), "--api-socket");
+        auto path = VMM_TRY_CTX(parser.get_string("path"), "--api-socket");
+        if (!path || path->empty()) return Error::msg("--api-socket: path= is required");
+        run.api_socket = *path;
+    }
     if (const std::string* v = single_value(scanned, "log-file")) {
         run.log_file = VMM_TRY_CTX(non_empty_path(*v), "--log-file");
     }
@@ -207,7 +218,9 @@ std::string help_text() {
         "vmm {} - a KVM virtual machine monitor for x86_64 Linux guests\n\n"
         "Usage: vmm --kernel PATH [--cmdline STRING] [--initramfs PATH] [--cpus boot=N]\n"
         "           [--memory size=SIZE,...] [--serial MODE] [--console MODE] [--disk ...]\n"
-        "           [--net ...] [--rng [src=PATH]] [--balloon size=SIZE,...] [-v...] [--log-file PATH]\n\n"
+        "           [--net ...] [--rng [src=PATH]] [--balloon size=SIZE,...] [--api-socket path=PATH]\n"
+        "           [-v...] [--log-file PATH]\n"
+        "       vmm remote --api-socket PATH COMMAND [ARGS]   (see 'vmm remote --help')\n\n"
         "Options take their value as the next argument or after '=' (--memory=size=1G).\n"
         "Option values are comma-separated key=value lists; commas inside [...] or \"...\"\n"
         "do not split.\n\n"

@@ -69,6 +69,11 @@ Result<VmExitRequest> Vm::run() {
         exit_signalled = true;
     }));
     VMM_TRY(watch_stdin(loop));
+    if (m_requests) {
+        VMM_TRY(loop.add(m_requests->fd(), EPOLLIN, [this](uint32_t) {
+            m_requests->drain([this](const VmRequest& r) { return handle_request(r); });
+        }));
+    }
 
     for (auto& vcpu : m_vcpus) vcpu->start();
     while (!exit_signalled) {
@@ -81,6 +86,7 @@ Result<VmExitRequest> Vm::run() {
     }
     for (auto& vcpu : m_vcpus) vcpu->stop();
     (void)loop.remove(m_exits->event().fd());
+    if (m_requests) (void)loop.remove(m_requests->fd());
     if (m_input_target) (void)loop.remove(STDIN_FILENO);
     auto request = m_exits->requested();
     if (!request) return Error::msg("VMM woke up without an exit request");

@@ -11,11 +11,12 @@
 
 #include "common/result.h"
 #include "vmm/boot/mptable.h"
+#include "vmm/version.h"
 #include "vmm/vm_config.h"
 
 namespace vmm::cli {
 
-inline constexpr std::string_view kVersion = "0.1.0";
+inline constexpr std::string_view kVersion = vmm::kVmmVersion;
 
 // Limits checked at parse time.
 // The MP table that announces the vCPUs must fit in 1 KiB below 640 KiB.
@@ -28,6 +29,7 @@ struct RunOptions {
     vmm::VmConfig vm;
     int verbosity = 0;  // number of -v: 0 = warn, 1 = info, 2 = debug, 3+ = trace
     std::optional<std::string> log_file;
+    std::optional<std::string> api_socket;  // --api-socket path=PATH
 };
 
 struct CliCommand {

@@ -16,6 +16,9 @@ enum class VmExitKind {
     reset,     // the guest rebooted (i8042 reset, KVM reset event): a clean end
     poweroff,  // the guest powered off, or the user asked the VMM to stop
     error,     // triple fault, KVM error, VMM error: the VMM exits non-zero
+    api_shutdown_vm,   // vm.shutdown: the VM ends, the VMM keeps serving the API
+    api_shutdown_vmm,  // vmm.shutdown: the VMM exits 0
+    api_reboot,        // vm.reboot: the VM is created and booted again
 };
 
 struct VmExitRequest {

@@ -16,10 +16,19 @@
 #include "vmm/event_loop.h"
 #include "vmm/exit_notifier.h"
 #include "vmm/kvm/kvm.h"
+#include "vmm/request_channel.h"
+#include "vmm/vm_requests.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm_config.h"
 
+namespace vmm::balloon {
+class VirtioBalloon;
+}
+
 namespace vmm {
+
+// What ping answers, also without a VM.
+PingInfo ping_info();
 
 namespace devices_fwd {
 class LegacyDevices;
@@ -44,6 +53,12 @@ public:
     // Each vCPU's current state, in vCPU order.
     std::vector<Vcpu::State> vcpu_states() const;
 
+    // Watch `channel` on the VMM thread while run() runs; requests are answered
+    // by handle_request().
+    void attach_requests(std::shared_ptr<RequestChannel> channel) { m_requests = std::move(channel); }
+    [[nodiscard]] VmReply handle_request(const VmRequest& request);
+    VmInfo info() const;
+
     const VmConfig& config() const { return m_config; }
     const memory::GuestMemory& memory() const { return *m_memory; }
     // The kernel command line actually passed to the guest.
@@ -57,10 +72,14 @@ private:
     [[nodiscard]] Result<void> load_payload(std::span<const std::byte> kernel, std::span<const std::byte> initramfs);
     [[nodiscard]] Result<void> create_vcpus();
     [[nodiscard]] Result<void> watch_stdin(EventLoop& loop);
+    balloon::VirtioBalloon* balloon_device() const;
+    BalloonInfo balloon_info() const;
     void flush_pending_input();
 
     VmConfig m_config;
     bool m_pvm_host = false;
+    bool m_paused = false;  // through the API
+    std::shared_ptr<RequestChannel> m_requests;
     std::string m_cmdline;
     kvm::Kvm m_kvm;
     kvm::VmFd m_vm_fd;
