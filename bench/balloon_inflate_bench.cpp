@@ -243,25 +243,31 @@ int main(int argc, char** argv) {
                balloon::kMaxPfnsPerDescriptor, balloon::kBalloonQueueSize, thp);
     fmt::print("{:<28} {:>9} {:>19} {:>9} {:>10}\n", "backing method   PFN order", "GiB/s",
                "(min .. max)", "discards", "RSS drop");
-    std::vector<double> medians;
-    for (const Variant& v : variants) {
-        std::vector<RunResult> results;
-        for (unsigned i = 0; i < opt->runs; ++i) {
-            auto r = run_once(*opt, v);
+    // Runs interleave the variants, so that load from other processes on the host
+    // affects every variant alike and the ratios stay meaningful.
+    constexpr size_t kVariants = std::size(variants);
+    std::vector<RunResult> results[kVariants];
+    for (unsigned i = 0; i < opt->runs; ++i) {
+        for (size_t v = 0; v < kVariants; ++v) {
+            auto r = run_once(*opt, variants[v]);
             if (!r) {
-                fmt::print(stderr, "{}: run {}: {}\n", v.name, i + 1, r.error().message());
+                fmt::print(stderr, "{}: run {}: {}\n", variants[v].name, i + 1, r.error().message());
                 return 1;
             }
-            results.push_back(*r);
+            results[v].push_back(*r);
         }
-        std::sort(results.begin(), results.end(),
+    }
+    std::vector<double> medians;
+    for (size_t v = 0; v < kVariants; ++v) {
+        auto& rs = results[v];
+        std::sort(rs.begin(), rs.end(),
                   [](const RunResult& a, const RunResult& b) { return a.seconds < b.seconds; });
         double gib = static_cast<double>(opt->size_mib) / 1024.0;
-        double median = results[results.size() / 2].seconds;
+        double median = rs[rs.size() / 2].seconds;
         medians.push_back(gib / median);
-        fmt::print("{:<28} {:>9.2f} ({:>7.2f} .. {:>7.2f}) {:>9} {:>6} MiB\n", v.name,
-                   gib / median, gib / results.back().seconds, gib / results.front().seconds,
-                   results.front().discards, results.front().rss_drop_kib / 1024);
+        fmt::print("{:<28} {:>9.2f} ({:>7.2f} .. {:>7.2f}) {:>9} {:>6} MiB\n", variants[v].name,
+                   gib / median, gib / rs.back().seconds, gib / rs.front().seconds,
+                   rs.front().discards, rs.front().rss_drop_kib / 1024);
     }
     fmt::print("ratios (device / per-page baseline): anon contiguous {:.1f}x, anon shuffled "
                "{:.1f}x, memfd contiguous {:.1f}x\n", medians[0] / medians[1],

@@ -120,7 +120,7 @@ def main():
     qemu_cmd = [qemu, "-enable-kvm", "-machine", "q35", "-cpu", "host", "-m", "1G", "-nographic",
                 "-no-reboot", "-kernel", f"{g}/bzImage", "-initrd", f"{g}/initramfs.cpio.gz",
                 "-append", cmdline + (" clearcpuid=smap,smep,xsave,pku,umip,popcnt,rdrand,rdseed,movbe,"
-                                      "avx,avx2,fsgsbase,erms,fsrm,bmi1,bmi2,adx,sha_ni,aes,pclmulqdq nopv"
+                                      "avx,avx2,fsgsbase,erms,fsrm,bmi1,bmi2,adx,sha_ni,aes,pclmulqdq,cx16 nopv"
                                       if "pvm" in host else "")]
     qemu_s, qout, _ = run_until(qemu_cmd, "VMM-GUEST: init started", a.qemu_timeout)
     if qemu_s is None:

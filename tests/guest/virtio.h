@@ -129,11 +129,12 @@ int virtio_check_ack_irq(const struct virtio_dev *d, const char *what);
 int virtq_transfer(struct virtio_dev *d, struct virtq *q, const struct vbuf *b, unsigned n,
                    uint32_t *used_len, const char *what);
 
-/* ---- modes (virtio_blk.c, virtio_modes.c, virtio_net.c) ---- */
+/* ---- modes (virtio_blk.c, virtio_modes.c, virtio_net.c, virtio_balloon_follow.c) ---- */
 void run_virtio_blk(int verify_only, int expect_readonly);
 void run_virtio_rng(void);
 void run_virtio_console(void);
 void run_virtio_net(void);
 void run_virtio_balloon(void);
+void run_virtio_balloon_follow(void);   /* virtio_balloon_follow.c: mode balloon-follow */
 
 #endif

@@ -1,5 +1,5 @@
 /* virtio-rng, virtio-console and virtio-balloon modes, and the dispatch of every
- * `virtio-*` mode name (boot.c does not know them: they arrive as MODE_UNKNOWN). */
+ * `virtio-*` mode name (and `balloon-follow`) (boot.c does not know them: they arrive as MODE_UNKNOWN). */
 #include "virtio.h"
 
 #define MIB (1ul << 20)
@@ -168,7 +168,8 @@ void run_virtio_balloon(void)
 int run_virtio_mode(const char *name)
 {
     static const char *const names[] = { "virtio-blk", "virtio-blk-verify", "virtio-blk-ro", "virtio-rng",
-                                         "virtio-console", "virtio-net", "virtio-balloon" };
+                                         "virtio-console", "virtio-net", "virtio-balloon",
+                                         "balloon-follow" };
     unsigned i = 0, n = sizeof(names) / sizeof(names[0]);
     while (i < n && !(strnlen(name, 32) == strnlen(names[i], 32) && !memcmp(name, names[i], strnlen(name, 32))))
         i++;
@@ -180,6 +181,7 @@ int run_virtio_mode(const char *name)
     case 4: run_virtio_console(); break;
     case 5: run_virtio_net(); break;
     case 6: run_virtio_balloon(); break;
+    case 7: run_virtio_balloon_follow(); break;   /* virtio_balloon_follow.c */
     default: return 0;
     }
     return 1;

@@ -4,9 +4,10 @@ namespace vmm::pvm {
 
 std::string cmdline_additions() {
     // The list measured on kvm_pvm hosts (docs/dev-hosts.md): masking the bits in
-    // KVM_SET_CPUID2 alone was not enough, the kernel must be told.
+    // KVM_SET_CPUID2 alone was not enough, the kernel must be told. cx16: SLUB's
+    // cmpxchg_double (lock cmpxchg16b) is not emulated either.
     return "clearcpuid=smap,smep,xsave,pku,umip,popcnt,rdrand,rdseed,movbe,avx,avx2,fsgsbase,erms,"
-           "fsrm,bmi1,bmi2,adx,sha_ni,aes,pclmulqdq nopv";
+           "fsrm,bmi1,bmi2,adx,sha_ni,aes,pclmulqdq,cx16 nopv";
 }
 
 EmulationFix classify_emulation_failure(std::span<const uint8_t> insn_bytes) {

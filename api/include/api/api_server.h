@@ -1,9 +1,14 @@
 // The REST API on a Unix socket (cloud-hypervisor's paths under /api/v1). HTTP is
-// served by cpp-httplib on its own threads; every request becomes a typed
-// VmRequest sent to the VMM thread over a RequestChannel, and the reply becomes
-// JSON. The API threads never touch devices or the VM.
+// our own strict HTTP/1.1 (api/http.h; Debian's cpp-httplib 0.11 cannot listen on
+// a Unix socket), served by an accept thread plus one thread per connection, at
+// most max_connections of them (beyond that: 503 and close). Every request
+// becomes a typed VmRequest sent to the VMM thread over a RequestChannel, and the
+// reply becomes JSON. The API threads never touch devices or the VM; a slow or
+// vanished client only ever holds its own connection thread, until a timeout.
 #pragma once
 
+#include <chrono>
+#include <cstddef>
 #include <memory>
 #include <string>
 
@@ -15,6 +20,11 @@ namespace vmm::api {
 struct ApiServerOptions {
     std::string socket_path;
     size_t max_body_bytes = 64 * 1024;  // larger bodies get 413
+    size_t max_connections = 32;        // connections served at once; more get 503
+    std::chrono::milliseconds idle_timeout{5000};      // a connection with no request under way
+    std::chrono::milliseconds request_timeout{10000};  // from a request's first byte to its last (408)
+    std::chrono::milliseconds write_timeout{5000};     // a client that does not read its reply
+    std::chrono::milliseconds vmm_timeout{10000};      // RequestChannel::call (503 when exceeded)
 };
 
 class ApiServer {
@@ -24,7 +34,10 @@ public:
     // starts serving. Returns once the socket accepts connections.
     [[nodiscard]] static Result<std::unique_ptr<ApiServer>> start(const ApiServerOptions& options,
                                                                   std::shared_ptr<RequestChannel> requests);
-    // Stops serving, removes the socket and releases the lock.
+    // Stops serving, removes the socket and releases the lock. Connections are
+    // closed at once, except one whose request is with the VMM thread: it waits
+    // for the reply (at most vmm_timeout), so close the RequestChannel first when
+    // the VMM thread is the one destroying the server.
     ~ApiServer();
     ApiServer(const ApiServer&) = delete;
     ApiServer& operator=(const ApiServer&) = delete;

@@ -26,7 +26,7 @@ TEST_CASE("other emulation failures are real errors", "[pvm]") {
 TEST_CASE("the command-line additions disable the features the host cannot emulate", "[pvm]") {
     std::string add = vmm::pvm::cmdline_additions();
     CHECK(add.find("clearcpuid=") == 0);
-    for (const char* feature : {"xsave", "popcnt", "smap", "smep", "avx2", "erms"}) {
+    for (const char* feature : {"xsave", "popcnt", "smap", "smep", "avx2", "erms", "cx16"}) {
         INFO(feature);
         CHECK(add.find(feature) != std::string::npos);
     }

@@ -1,0 +1,145 @@
+// Endpoint table and strict validation of request bodies (see api/routes.h).
+#include "api/routes.h"
+
+#include <array>
+#include <charconv>
+#include <limits>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+namespace vmm::api {
+namespace {
+
+using nlohmann::json;
+
+struct Endpoint {
+    std::string_view name;
+    std::string_view method;  // GET or PUT
+    // nullptr: the endpoint takes no body (empty or "{}" accepted).
+    RouteResult (*parse_body)(const json& body);
+    VmRequest (*make)();
+};
+
+template <typename T>
+VmRequest make() {
+    return T{};
+}
+
+HttpReply bad_request(std::string_view message) { return error_reply(400, message); }
+
+Result<uint64_t> page_aligned_bytes(const json& value, std::string_view field, bool allow_string) {
+    uint64_t bytes = 0;
+    if (value.is_number_unsigned()) {
+        bytes = value.get<uint64_t>();
+    } else if (value.is_number_integer()) {
+        return Error::msg("\"{}\" must not be negative", field);
+    } else if (value.is_string() && allow_string) {
+        bytes = VMM_TRY_CTX(parse_size(value.get_ref<const std::string&>()), fmt::format("\"{}\"", field));
+    } else {
+        if (allow_string) return Error::msg("\"{}\" must be a whole number of bytes or a size such as \"512M\"", field);
+        return Error::msg("\"{}\" must be a whole number of bytes", field);
+    }
+    if (bytes % kBalloonPageSize != 0) {
+        return Error::msg("\"{}\" ({} bytes) must be a multiple of {}", field, bytes, kBalloonPageSize);
+    }
+    return bytes;
+}
+
+RouteResult parse_resize_balloon(const json& body) {
+    for (const auto& [key, value] : body.items()) {
+        if (key != "size") return bad_request(fmt::format("unknown field \"{}\" (expected \"size\")", key));
+    }
+    if (!body.contains("size")) return bad_request("missing field \"size\"");
+    auto bytes = page_aligned_bytes(body.at("size"), "size", true);
+    if (!bytes) return bad_request(bytes.error().message());
+    return VmRequest{request::ResizeBalloon{*bytes}};
+}
+
+RouteResult parse_resize(const json& body) {
+    for (const auto& [key, value] : body.items()) {
+        if (key == "desired_vcpus" || key == "desired_ram") {
+            return bad_request(fmt::format("\"{}\": resizing vCPUs or RAM is not supported", key));
+        }
+        if (key != "desired_balloon") {
+            return bad_request(fmt::format("unknown field \"{}\" (expected \"desired_balloon\")", key));
+        }
+    }
+    if (!body.contains("desired_balloon")) return bad_request("missing field \"desired_balloon\"");
+    auto bytes = page_aligned_bytes(body.at("desired_balloon"), "desired_balloon", false);
+    if (!bytes) return bad_request(bytes.error().message());
+    return VmRequest{request::ResizeBalloon{*bytes}};
+}
+
+constexpr std::array kEndpoints{
+    Endpoint{"vmm.ping", "GET", nullptr, make<request::Ping>},
+    Endpoint{"vmm.shutdown", "PUT", nullptr, make<request::ShutdownVmm>},
+    Endpoint{"vm.info", "GET", nullptr, make<request::GetInfo>},
+    Endpoint{"vm.counters", "GET", nullptr, make<request::GetCounters>},
+    Endpoint{"vm.pause", "PUT", nullptr, make<request::Pause>},
+    Endpoint{"vm.resume", "PUT", nullptr, make<request::Resume>},
+    Endpoint{"vm.shutdown", "PUT", nullptr, make<request::ShutdownVm>},
+    Endpoint{"vm.reboot", "PUT", nullptr, make<request::Reboot>},
+    Endpoint{"vm.power-button", "PUT", nullptr, make<request::PowerButton>},
+    Endpoint{"vm.resize", "PUT", parse_resize, nullptr},
+    Endpoint{"vm.resize-balloon", "PUT", parse_resize_balloon, nullptr},
+    Endpoint{"vm.balloon-statistics", "GET", nullptr, make<request::GetBalloonStatistics>},
+};
+
+bool blank(std::string_view s) {
+    return s.find_first_not_of(" \t\r\n") == std::string_view::npos;
+}
+
+}  // namespace
+
+Result<uint64_t> parse_size(std::string_view text) {
+    if (text.empty()) return Error::msg("empty size");
+    uint64_t shift = 0;
+    switch (text.back()) {
+        case 'K': shift = 10; break;
+        case 'M': shift = 20; break;
+        case 'G': shift = 30; break;
+        default: break;
+    }
+    std::string_view digits = shift ? text.substr(0, text.size() - 1) : text;
+    uint64_t value = 0;
+    auto [p, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+    if (digits.empty() || ec != std::errc() || p != digits.data() + digits.size()) {
+        return Error::msg("invalid size \"{}\" (expected bytes, or a number with K, M or G)", text);
+    }
+    if (value > (std::numeric_limits<uint64_t>::max() >> shift)) return Error::msg("size \"{}\" is too large", text);
+    return value << shift;
+}
+
+RouteResult route_request(const HttpRequest& request) {
+    std::string_view path = request.path;
+    if (path.substr(0, kApiPrefix.size()) != kApiPrefix) {
+        return error_reply(404, fmt::format("unknown path {} (the API is under {})", path, kApiPrefix));
+    }
+    path.remove_prefix(kApiPrefix.size());
+    const Endpoint* endpoint = nullptr;
+    for (const auto& e : kEndpoints) {
+        if (e.name == path) endpoint = &e;
+    }
+    if (!endpoint) return error_reply(404, fmt::format("unknown endpoint {}", request.path));
+    if (request.method != endpoint->method) {
+        HttpReply reply = error_reply(405, fmt::format("{} takes {}, not {}", request.path, endpoint->method,
+                                                       request.method));
+        reply.extra_headers.emplace_back("Allow", std::string(endpoint->method));
+        return reply;
+    }
+    if (!endpoint->parse_body) {
+        if (blank(request.body)) return endpoint->make();
+        json body = json::parse(request.body, nullptr, false);
+        if (body.is_discarded()) return bad_request("malformed JSON body");
+        if (!body.is_object() || !body.empty()) return bad_request(fmt::format("{} takes no body", request.path));
+        return endpoint->make();
+    }
+    if (blank(request.body)) return bad_request(fmt::format("{} needs a JSON object body", request.path));
+    json body = json::parse(request.body, nullptr, false);
+    if (body.is_discarded()) return bad_request("malformed JSON body");
+    if (!body.is_object()) return bad_request("the body must be a JSON object");
+    return endpoint->parse_body(body);
+}
+
+}  // namespace vmm::api

@@ -1,0 +1,13 @@
+# Linux boot (slow) with every virtio device: included from CMakeLists.txt inside
+# if(GUEST_ARTIFACTS_DIR), where G and VMM are set. One boot covers virtio-blk
+# (ext4 root, read-only), virtio-net (ping in a private netns, when available),
+# virtio-rng (/dev/hwrng), virtio-console (hvc0) and virtio-balloon (target set
+# before boot). The rootfs image is made under the build dir when the test runs.
+set(VIRTIO_LINUX_WORK_DIR ${CMAKE_CURRENT_BINARY_DIR}/virtio_linux)
+add_test(NAME linux_virtio_devices
+         COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/virtio_linux_boot.sh
+                 ${VMM} ${G} ${VIRTIO_LINUX_WORK_DIR} 900)
+set_tests_properties(linux_virtio_devices PROPERTIES
+    LABELS "slow;linux"
+    SKIP_RETURN_CODE 77
+    TIMEOUT 1000)
