@@ -92,23 +92,10 @@ bool blank(std::string_view s) {
 
 }  // namespace
 
-Result<uint64_t> parse_size(std::string_view text) {
-    if (text.empty()) return Error::msg("empty size");
-    uint64_t shift = 0;
-    switch (text.back()) {
-        case 'K': shift = 10; break;
-        case 'M': shift = 20; break;
-        case 'G': shift = 30; break;
-        default: break;
-    }
-    std::string_view digits = shift ? text.substr(0, text.size() - 1) : text;
-    uint64_t value = 0;
-    auto [p, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
-    if (digits.empty() || ec != std::errc() || p != digits.data() + digits.size()) {
-        return Error::msg("invalid size \"{}\" (expected bytes, or a number with K, M or G)", text);
-    }
-    if (value > (std::numeric_limits<uint64_t>::max() >> shift)) return Error::msg("size \"{}\" is too large", text);
-    return value << shift;
+std::vector<EndpointInfo> endpoint_list() {
+    std::vector<EndpointInfo> out;
+    for (const auto& e : kEndpoints) out.push_back({e.name, e.method});
+    return out;
 }
 
 RouteResult route_request(const HttpRequest& request) {

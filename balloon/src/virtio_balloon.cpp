@@ -75,7 +75,15 @@ void VirtioBalloon::write_config(uint64_t offset, std::span<const std::byte> dat
     uint32_t actual = 0;
     std::memcpy(&actual, data.data(), sizeof(actual));
     std::lock_guard lock(m_mutex);
+    if (actual == m_actual_pages) return;
     m_actual_pages = actual;
+    // The guest moves `actual` as it goes; reaching the target is the event users
+    // (and the boot tests) wait for.
+    if (actual == m_target_pages) {
+        log::info("balloon: guest reached the target of {} pages ({} MiB)", actual, actual / 256);
+    } else {
+        log::debug("balloon: guest reports {} of {} pages", actual, m_target_pages);
+    }
 }
 
 Result<void> VirtioBalloon::activate(dv::ActivateContext context) {

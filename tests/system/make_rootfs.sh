@@ -9,7 +9,7 @@
 # no loop devices (mkfs.ext4 -d copies a staging directory into the image).
 set -euo pipefail
 
-[ $# -ge 1 ] && [ $# -le 2 ] || { echo "usage: $0 OUT.img [SIZE]" >&2; exit 2; }
+if [ $# -lt 1 ] || [ $# -gt 2 ]; then echo "usage: $0 OUT.img [SIZE]" >&2; exit 2; fi
 out=$1
 size=${2:-16M}
 here=$(cd "$(dirname "$0")" && pwd)

@@ -6,9 +6,11 @@
 #include <cstdint>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 #include "api/http.h"
 #include "common/result.h"
+#include "common/size.h"
 #include "vmm/vm_requests.h"
 
 namespace vmm::api {
@@ -25,7 +27,13 @@ using RouteResult = std::variant<VmRequest, HttpReply>;
 // VmInfo, DeviceCounters, BalloonInfo -> 200 JSON; RequestError -> 400/404/409/500.
 HttpReply render_reply(const VmReply& reply);
 
-// "1073741824", "512M", "4K", "1G" (powers of two) -> bytes.
-[[nodiscard]] Result<uint64_t> parse_size(std::string_view text);
+// The endpoint table: name (under kApiPrefix) and its method, for docs checks.
+struct EndpointInfo {
+    std::string_view name;
+    std::string_view method;
+};
+std::vector<EndpointInfo> endpoint_list();
+
+using vmm::parse_size;  // common/size.h: bytes or K/M/G/T
 
 }  // namespace vmm::api

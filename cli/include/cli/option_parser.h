@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "common/result.h"
+#include "common/size.h"
 
 namespace vmm::cli {
 
@@ -52,13 +53,11 @@ private:
     std::map<std::string, Entry, std::less<>> m_entries;
 };
 
-// Size parsing as used by OptionParser::get_size, exposed for other callers.
-[[nodiscard]] Result<uint64_t> parse_size(std::string_view text);
+using vmm::parse_size;  // common/size.h
 // Strict decimal u64 parsing as used by OptionParser::get_u64.
 [[nodiscard]] Result<uint64_t> parse_u64(std::string_view text);
 // Toggle parsing as used by OptionParser::get_bool.
 [[nodiscard]] Result<bool> parse_toggle(std::string_view text);
-// The shortest exact rendering of a byte count: 16M, 4K, 1T, 4097.
-std::string format_size(uint64_t bytes);
+using vmm::format_size;
 
 }  // namespace vmm::cli

@@ -118,7 +118,7 @@ TEST_CASE("malformed requests are 400 (or 505 for other HTTP versions)", "[api][
         "GET /x HTTP/1.1\r\nX: a\x01" "b\r\n\r\n",              // control character
         "PUT /x HTTP/1.1\r\nContent-Length: -1\r\n\r\n",        // negative length
         "PUT /x HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
-        "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",  // a TLS hello
+        "\x16\x03\x01\x02\x05\x01\x07\x01\xfc\x03\x03\r\n\r\n",  // TLS-hello-like binary
     };
     for (const char* data : bad) {
         INFO(data);

@@ -100,7 +100,7 @@ TEST_CASE("vm.resize-balloon refuses bad bodies with 400 before the VMM", "[api]
     const char* bad[] = {
         R"({"size": -4096})",          R"({"size": 4097})",           R"({"size": 1.5})",
         R"({"size": 4096.0})",         R"({"size": "12X"})",          R"({"size": "M"})",
-        R"({"size": "-1M"})",          R"({"size": "1m"})",           R"({"size": "99999999999G"})",
+        R"({"size": "-1M"})",          R"({"size": "1Q"})",           R"({"size": "99999999999G"})",
         R"({"size": null})",           R"({"size": true})",           R"({"size": [4096]})",
         R"({"size": 4096, "x": 1})",   R"({})",                       R"([4096])",
         R"("4096")",                   R"({"size": 4096)",            "",
@@ -130,14 +130,18 @@ TEST_CASE("vm.resize takes desired_balloon only", "[api][routes]") {
     CHECK(immediate(route_request(make("PUT", "vm.resize", "{}"))).status == 400);
 }
 
-TEST_CASE("parse_size understands K, M and G as powers of two", "[api][routes]") {
+// The same grammar as the command line (common/size.h): "512m" means the same
+// over the API as on the command line.
+TEST_CASE("parse_size understands K, M, G and T as powers of two, in either case", "[api][routes]") {
     CHECK(*parse_size("1") == 1);
     CHECK(*parse_size("1K") == 1024);
     CHECK(*parse_size("3M") == 3ull << 20);
+    CHECK(*parse_size("3m") == 3ull << 20);
     CHECK(*parse_size("16G") == 16ull << 30);
+    CHECK(*parse_size("1T") == 1ull << 40);
     CHECK_FALSE(parse_size(""));
     CHECK_FALSE(parse_size("K"));
-    CHECK_FALSE(parse_size("1T"));
+    CHECK_FALSE(parse_size("1KB"));
     CHECK_FALSE(parse_size(" 1M"));
     CHECK_FALSE(parse_size("17179869184G"));  // overflows 64 bits
 }
