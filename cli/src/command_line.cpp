@@ -119,26 +119,6 @@ Result<void> apply_memory(std::string_view value, MemoryConfig& memory) {
     return ok();
 }
 
-Result<void> apply_serial(std::string_view value, ConsoleConfig& serial) {
-    OptionParser parser;
-    parser.add_valueless("off").add_valueless("null").add_valueless("tty").add("file");
-    VMM_TRY(parser.parse(value));
-    int modes = 0;
-    for (std::string_view mode : {"off", "null", "tty", "file"}) modes += parser.is_set(mode) ? 1 : 0;
-    if (modes != 1) return Error::msg("expected exactly one of off|null|tty|file=PATH, got '{}'", value);
-
-    if (parser.is_set("off")) serial.mode = ConsoleMode::off;
-    if (parser.is_set("null")) serial.mode = ConsoleMode::null;
-    if (parser.is_set("tty")) serial.mode = ConsoleMode::tty;
-    auto file = VMM_TRY(parser.get_string("file"));
-    if (file) {
-        if (file->empty()) return Error::msg("file= needs a path");
-        serial.mode = ConsoleMode::file;
-        serial.file = *file;
-    }
-    return ok();
-}
-
 Result<RunOptions> build_run_options(const ScannedArgs& scanned) {
     RunOptions run;
     VmConfig& vm = run.vm;
@@ -156,7 +136,7 @@ Result<RunOptions> build_run_options(const ScannedArgs& scanned) {
         VMM_TRY_CTX(apply_memory(*v, vm.memory), "--memory");
     }
     if (const std::string* v = single_value(scanned, "serial")) {
-        VMM_TRY_CTX(apply_serial(*v, vm.serial), "--serial");
+        vm.serial = VMM_TRY_CTX(parse_console(*v), "--serial");
     }
     for (const std::string& v : scanned.values("disk")) vm.disks.push_back(VMM_TRY_CTX(parse_disk(v), "--disk"));
     for (const std::string& v : scanned.values("net")) vm.nets.push_back(VMM_TRY_CTX(parse_net(v), "--net"));

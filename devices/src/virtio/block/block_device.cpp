@@ -1,3 +1,4 @@
+#include "devices/virtio/activation.h"
 #include "devices/virtio/block/block_device.h"
 
 #include <algorithm>
@@ -59,16 +60,8 @@ void BlockDevice::write_config(uint64_t offset, std::span<const std::byte> data)
 }
 
 Result<void> BlockDevice::activate(ActivateContext context) {
-    if (context.memory == nullptr || !context.interrupt) {
-        return Error("virtio-blk: activate without memory or interrupt");
-    }
-    if (context.queues.size() != 1) {
-        return Error::msg("virtio-blk: expected 1 queue, got {}", context.queues.size());
-    }
+    VMM_TRY(prepare_activation(context, "virtio-blk", 1, 1));
     Queue& queue = context.queues[0];
-    if (!queue.ready()) return Error("virtio-blk: request queue is not ready");
-    queue.set_event_idx((context.acked_features & kFeatureEventIdx) != 0);
-    queue.set_indirect_allowed((context.acked_features & kFeatureIndirectDesc) != 0);
 
     std::lock_guard lock(m_mutex);
     m_active.emplace(Active{context.memory, std::move(queue), std::move(context.interrupt)});

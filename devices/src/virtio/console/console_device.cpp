@@ -1,3 +1,4 @@
+#include "devices/virtio/activation.h"
 #include "devices/virtio/console/console_device.h"
 
 #include <algorithm>
@@ -24,18 +25,7 @@ void ConsoleDevice::write_config(uint64_t offset, std::span<const std::byte> dat
 }
 
 Result<void> ConsoleDevice::activate(ActivateContext context) {
-    if (context.memory == nullptr || !context.interrupt) {
-        return Error("virtio-console: activate without memory or interrupt");
-    }
-    if (context.queues.size() != 2) {
-        return Error::msg("virtio-console: expected 2 queues, got {}", context.queues.size());
-    }
-    for (size_t i = 0; i < context.queues.size(); ++i) {
-        Queue& q = context.queues[i];
-        if (!q.ready()) return Error::msg("virtio-console: queue {} is not ready", i);
-        q.set_event_idx((context.acked_features & kFeatureEventIdx) != 0);
-        q.set_indirect_allowed((context.acked_features & kFeatureIndirectDesc) != 0);
-    }
+    VMM_TRY(prepare_activation(context, "virtio-console", 2, 2));
     std::lock_guard lock(m_mutex);
     m_active.emplace(
         Active{context.memory, std::move(context.queues), std::move(context.interrupt)});

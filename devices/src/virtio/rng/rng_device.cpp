@@ -1,3 +1,4 @@
+#include "devices/virtio/activation.h"
 #include "devices/virtio/rng/rng_device.h"
 
 #include <fcntl.h>
@@ -27,16 +28,8 @@ void RngDevice::write_config(uint64_t offset, std::span<const std::byte> data) {
 }
 
 Result<void> RngDevice::activate(ActivateContext context) {
-    if (context.memory == nullptr || !context.interrupt) {
-        return Error("virtio-rng: activate without memory or interrupt");
-    }
-    if (context.queues.size() != 1) {
-        return Error::msg("virtio-rng: expected 1 queue, got {}", context.queues.size());
-    }
+    VMM_TRY(prepare_activation(context, "virtio-rng", 1, 1));
     Queue& queue = context.queues[0];
-    if (!queue.ready()) return Error("virtio-rng: request queue is not ready");
-    queue.set_event_idx((context.acked_features & kFeatureEventIdx) != 0);
-    queue.set_indirect_allowed((context.acked_features & kFeatureIndirectDesc) != 0);
 
     std::lock_guard lock(m_mutex);
     m_active.emplace(Active{context.memory, std::move(queue), std::move(context.interrupt)});
