@@ -75,6 +75,8 @@ patterns=(
     "VMM-ROOT: hvc0 present"
     "VMM-ROOT: balloon driver bound to virtio$bal"
     "VMM-ROOT: balloon settled after [0-9]+ s"
+    # The VMM's own view (-v): the guest wrote actual == the target set before boot.
+    "balloon: guest reached the target of 65536 pages \(256 MiB\)"
     # 1 GiB less the 256 MiB balloon: 756804 kB measured (1018948 kB without the
     # balloon); 700000..759999 kB leaves room for kernel growth, not for a balloon
     # that stopped more than ~3 MiB short.
