@@ -12,4 +12,5 @@ add_test(NAME linux_virtio_devices
 set_tests_properties(linux_virtio_devices PROPERTIES
     LABELS "slow;linux"
     SKIP_RETURN_CODE 77
-    TIMEOUT 1600)
+    TIMEOUT 1600
+    COST 2000)  # the longest boot: ctest starts it first
