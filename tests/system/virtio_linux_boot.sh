@@ -76,11 +76,13 @@ patterns=(
     "VMM-ROOT: balloon driver bound to virtio$bal"
     "VMM-ROOT: balloon settled after [0-9]+ s"
     # The VMM's own view (-v): the guest wrote actual == the target set before boot.
-    "balloon: guest reached the target of 65536 pages \(256 MiB\)"
-    # 1 GiB less the 256 MiB balloon: 756804 kB measured (1018948 kB without the
-    # balloon); 700000..759999 kB leaves room for kernel growth, not for a balloon
-    # that stopped more than ~3 MiB short.
-    "VMM-ROOT: MemTotal: 7[0-5][0-9]{4} kB"
+    "balloon: guest reached the target of 16384 pages \(64 MiB\)"
+    # 512 MiB less the 64 MiB balloon. Measured with 1 GiB: 1018948 kB without a
+    # balloon and exactly 256 MiB less with a 256 MiB one; for 512 MiB the kernel's
+    # own share shrinks by ~8 MiB of struct pages, so ~437000 kB is expected. The
+    # range is wide on purpose: the exact check is the VMM's "reached the target"
+    # line above; this one shows the guest really lost the memory.
+    "VMM-ROOT: MemTotal: 4[0-4][0-9]{4} kB"
     "VMM-ROOT: MemFree: [0-9]+ kB"
     "VMM-ROOT: rebooting"
 )
@@ -94,9 +96,9 @@ if [ -z "$net_reason" ]; then
 fi
 
 bash "$here/check_run.sh" --kvm "$timeout_s" 0 "${patterns[@]}" -- \
-    "${prefix[@]}" "$vmm" -v --kernel "$guest/vmlinux" --memory size=1G \
+    "${prefix[@]}" "$vmm" -v --kernel "$guest/vmlinux" --memory size=512M \
     --cmdline "$cmdline" --disk "path=$img,readonly=on" "${net_args[@]}" \
-    --rng --console "file=$hvc_log" --balloon size=256M
+    --rng --console "file=$hvc_log" --balloon size=64M
 rc=$?
 [ $rc -eq 0 ] || exit $rc
 
