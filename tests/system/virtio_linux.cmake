@@ -9,9 +9,9 @@
 set(VIRTIO_LINUX_WORK_DIR ${CMAKE_CURRENT_BINARY_DIR}/virtio_linux)
 add_test(NAME linux_virtio_devices
          COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/virtio_linux_boot.sh
-                 ${VMM} ${G} ${VIRTIO_LINUX_WORK_DIR} 1500)
+                 ${VMM} ${G} ${VIRTIO_LINUX_WORK_DIR} 2000)
 set_tests_properties(linux_virtio_devices PROPERTIES
     LABELS "slow;linux"
     SKIP_RETURN_CODE 77
-    TIMEOUT 1600
+    TIMEOUT 2100
     COST 2000)  # the longest boot: ctest starts it first
