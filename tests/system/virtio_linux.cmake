@@ -5,7 +5,7 @@
 # before boot). The rootfs image is made under the build dir when the test runs.
 # Measured on a loaded 2-core kvm_pvm dev host: ~510 s to /sbin/init (the balloon
 # inflates its target at emulated speed meanwhile), ~860 s in all with 1 GiB and a
-# 256 MiB balloon; now 512 MiB and 64 MiB to keep the boot shorter.
+# 256 MiB balloon; now 512 MiB and 64 MiB: 427 s on an otherwise idle host.
 set(VIRTIO_LINUX_WORK_DIR ${CMAKE_CURRENT_BINARY_DIR}/virtio_linux)
 add_test(NAME linux_virtio_devices
          COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/virtio_linux_boot.sh
