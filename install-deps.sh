@@ -9,7 +9,7 @@ PACKAGES=(
     # libraries (KVM headers, fmt, JSON, HTTP, tests, device trees)
     linux-libc-dev libfmt-dev nlohmann-json3-dev libcpp-httplib-dev catch2 libfdt-dev
     # the guest kernel and its initramfs
-    linux-source-6.1 busybox-static bc bison flex libelf-dev libssl-dev cpio xz-utils lz4 kmod
+    linux-source-6.1 busybox-static bc bison flex libelf-dev libssl-dev cpio xz-utils lz4 kmod patch
     # the scripted tests
     curl procps iproute2 e2fsprogs python3
 )
