@@ -1,4 +1,5 @@
 #include "devices/virtio/activation.h"
+#include "devices/virtio/queue_drain.h"
 #include "devices/virtio/block/block_device.h"
 
 #include <algorithm>
@@ -85,26 +86,13 @@ void BlockDevice::process_queue(uint16_t index) {
         Active& a = *m_active;
         interrupt = a.interrupt;
         BlockRequestContext ctx{*a.memory, m_disk, m_options.id, m_stats, m_log_limiter};
-        bool added = false;
-        while (!needs_reset) {
-            auto chain = a.queue.pop(*a.memory);
-            if (!chain) {
-                if (m_log_limiter.allow()) {
-                    log::warn("virtio-blk {}: {}", m_options.id, chain.error().message());
-                }
-                needs_reset = true;
-                break;
-            }
-            if (!chain->has_value()) break;
-            uint32_t used = execute_block_request(ctx, **chain);
-            needs_reset = !a.queue.add_used(*a.memory, (*chain)->head(), used);
-            added = added || !needs_reset;
-        }
-        if (added && !needs_reset) {
-            auto wanted = a.queue.needs_notification(*a.memory);
-            needs_reset = !wanted;
-            notify = wanted && *wanted;
-        }
+        DrainOutcome out = drain_queue(
+            a.queue, *a.memory, [&](const DescriptorChain& chain) { return execute_block_request(ctx, chain); },
+            [&](const Error& e) {
+                if (m_log_limiter.allow()) log::warn("virtio-blk {}: {}", m_options.id, e.message());
+            });
+        notify = out.notify;
+        needs_reset = out.needs_reset;
         m_broken = needs_reset;
     }
     // Signalled without the device lock: the transport takes its own lock, and a

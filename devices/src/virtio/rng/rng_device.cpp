@@ -1,4 +1,5 @@
 #include "devices/virtio/activation.h"
+#include "devices/virtio/queue_drain.h"
 #include "devices/virtio/rng/rng_device.h"
 
 #include <fcntl.h>
@@ -88,26 +89,19 @@ void RngDevice::process_queue(uint16_t index) {
         if (!m_active || m_broken || index != 0) return;
         Active& a = *m_active;
         interrupt = a.interrupt;
-        bool added = false;
-        while (!needs_reset) {
-            auto chain = a.queue.pop(*a.memory);
-            if (!chain) {
-                if (m_log_limiter.allow()) log::warn("virtio-rng: {}", chain.error().message());
-                needs_reset = true;
-                break;
-            }
-            if (!chain->has_value()) break;
-            uint32_t used = fill_chain(*a.memory, **chain);
-            m_bytes += used;
-            m_requests++;
-            needs_reset = !a.queue.add_used(*a.memory, (*chain)->head(), used);
-            added = added || !needs_reset;
-        }
-        if (added && !needs_reset) {
-            auto wanted = a.queue.needs_notification(*a.memory);
-            needs_reset = !wanted;
-            notify = wanted && *wanted;
-        }
+        DrainOutcome out = drain_queue(
+            a.queue, *a.memory,
+            [&](const DescriptorChain& chain) {
+                uint32_t used = fill_chain(*a.memory, chain);
+                m_bytes += used;
+                m_requests++;
+                return used;
+            },
+            [&](const Error& e) {
+                if (m_log_limiter.allow()) log::warn("virtio-rng: {}", e.message());
+            });
+        notify = out.notify;
+        needs_reset = out.needs_reset;
         m_broken = needs_reset;
     }
     // Outside the lock: the transport's lock is taken before ours on vCPU threads.
