@@ -130,6 +130,14 @@ int virtq_transfer(struct virtio_dev *d, struct virtq *q, const struct vbuf *b, 
                    uint32_t *used_len, const char *what);
 
 /* ---- modes (virtio_blk.c, virtio_modes.c, virtio_net.c, virtio_balloon_follow.c) ---- */
+/* Balloon PFN transfer shared by the balloon modes (virtio_modes.c): pages
+ * first_pfn.. through q, BALLOON_PFNS_PER_DESC per buffer, BALLOON_CHAINS_PER_KICK
+ * buffers per notification; `pfns` holds PFNS_PER_DESC * CHAINS_PER_KICK words. */
+#define BALLOON_PFNS_PER_DESC 256u  /* the device's limit per descriptor */
+#define BALLOON_CHAINS_PER_KICK 16u
+int balloon_send_pfns(struct virtio_dev *d, struct virtq *q, uint32_t *pfns, uint32_t first_pfn, uint32_t pages,
+                      const char *what);
+
 void run_virtio_blk(int verify_only, int expect_readonly);
 void run_virtio_rng(void);
 void run_virtio_console(void);

@@ -10,8 +10,6 @@
 
 #define PAGE 4096ul
 #define FOLLOW_BASE 0x800000ul             /* 8 MiB: above the DMA area [2, 6) MiB */
-#define FOLLOW_PFNS_PER_DESC 256u          /* the device's limit per descriptor */
-#define FOLLOW_CHAINS_PER_KICK 16u
 #define FOLLOW_POLL_MS 50
 #define ISR_USED 1u
 #define ISR_CONFIG 2u
@@ -33,36 +31,6 @@ static uint32_t follow_max_pages(void)
     return (uint32_t)lo;
 }
 
-/* Sends the PFNs of pages [first, first + count) of the region through queue q. */
-static int follow_send(struct virtio_dev *d, struct virtq *q, uint32_t *pfns, uint32_t first, uint32_t count,
-                       const char *what)
-{
-    for (uint32_t done = 0; done < count;) {
-        unsigned chains = 0;
-        for (; chains < FOLLOW_CHAINS_PER_KICK && done < count; chains++) {
-            uint32_t n = count - done < FOLLOW_PFNS_PER_DESC ? count - done : FOLLOW_PFNS_PER_DESC;
-            uint32_t *batch = pfns + chains * FOLLOW_PFNS_PER_DESC;
-            for (uint32_t i = 0; i < n; i++)
-                batch[i] = (uint32_t)(FOLLOW_BASE / PAGE) + first + done + i;
-            struct vbuf b = { (uint64_t)batch, n * 4, 0 };
-            virtq_add(q, &b, 1);
-            done += n;
-        }
-        virtq_kick(d, q);
-        for (unsigned c = 0; c < chains; c++) {
-            uint32_t id, len;
-            if (!virtq_poll(q, 5000, &id, &len)) {
-                kprintf("TESTGUEST: FAIL balloon-follow %s: no completion in 5 s (status 0x%x)\n", what,
-                        vreg_read(d, VMMIO_STATUS));
-                return -1;
-            }
-        }
-        if (virtio_check_ack_irq(d, what) < 0)
-            return -1;
-    }
-    return 0;
-}
-
 /* Acks a pending config-change interrupt; 1 if there was one. */
 static int follow_ack_config_change(const struct virtio_dev *d)
 {
@@ -78,9 +46,9 @@ static int follow_adjust(struct virtio_dev *d, struct virtq *inflate, struct vir
                          uint32_t *actual, uint32_t target)
 {
     if (target > *actual) {
-        if (follow_send(d, inflate, pfns, *actual, target - *actual, "inflate") < 0)
+        if (balloon_send_pfns(d, inflate, pfns, (uint32_t)(FOLLOW_BASE / PAGE) + *actual, target - *actual, "follow inflate") < 0)
             return -1;
-    } else if (follow_send(d, deflate, pfns, target, *actual - target, "deflate") < 0) {
+    } else if (balloon_send_pfns(d, deflate, pfns, (uint32_t)(FOLLOW_BASE / PAGE) + target, *actual - target, "follow deflate") < 0) {
         return -1;
     }
     *actual = target;
@@ -96,7 +64,7 @@ void run_virtio_balloon_follow(void)
     if (virtio_find(VIRTIO_ID_BALLOON, 0, &d) < 0 || virtio_init(&d, 0) < 0 ||
         virtq_setup(&d, &inflate, 0, 64) < 0 || virtq_setup(&d, &deflate, 1, 64) < 0)
         return;
-    uint32_t *pfns = dma_alloc(4ul * FOLLOW_PFNS_PER_DESC * FOLLOW_CHAINS_PER_KICK);
+    uint32_t *pfns = dma_alloc(4ul * BALLOON_PFNS_PER_DESC * BALLOON_CHAINS_PER_KICK);
     if (!pfns || virtio_driver_ok(&d) < 0)
         return;
     uint64_t follow_s = cmdline_u64("follow_s", 60);

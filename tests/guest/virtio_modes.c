@@ -79,8 +79,6 @@ void run_virtio_console(void)
 
 #define BALLOON_BASE (8 * MIB)          /* above the DMA area */
 #define BALLOON_EXTRA (16 * MIB)        /* touched beyond the target */
-#define PFNS_PER_DESC 256u
-#define CHAINS_PER_KICK 16u
 
 static void touch_pages(uint64_t start, uint64_t pages, uint64_t salt)
 {
@@ -88,17 +86,19 @@ static void touch_pages(uint64_t start, uint64_t pages, uint64_t salt)
         *(volatile uint64_t *)(start + p * PAGE) = (start + p * PAGE) ^ salt;
 }
 
-/* Sends the PFNs of `pages` pages from BALLOON_BASE through queue q, 256 per buffer,
- * up to 16 chains per notification. */
-static int balloon_send(struct virtio_dev *d, struct virtq *q, uint32_t *pfns, uint32_t pages, const char *what)
+/* Sends the PFNs first_pfn .. first_pfn+pages-1 through queue q, 256 per buffer,
+ * up to 16 chains per notification, waiting for each batch; 0 ok, -1 FAIL printed.
+ * Shared with the balloon-follow mode. */
+int balloon_send_pfns(struct virtio_dev *d, struct virtq *q, uint32_t *pfns, uint32_t first_pfn, uint32_t pages,
+                      const char *what)
 {
     for (uint32_t done = 0; done < pages;) {
         unsigned chains = 0;
-        for (; chains < CHAINS_PER_KICK && done < pages; chains++) {
-            uint32_t n = pages - done < PFNS_PER_DESC ? pages - done : PFNS_PER_DESC;
-            uint32_t *batch = pfns + chains * PFNS_PER_DESC;
+        for (; chains < BALLOON_CHAINS_PER_KICK && done < pages; chains++) {
+            uint32_t n = pages - done < BALLOON_PFNS_PER_DESC ? pages - done : BALLOON_PFNS_PER_DESC;
+            uint32_t *batch = pfns + chains * BALLOON_PFNS_PER_DESC;
             for (uint32_t i = 0; i < n; i++)
-                batch[i] = (uint32_t)(BALLOON_BASE / PAGE) + done + i;
+                batch[i] = first_pfn + done + i;
             struct vbuf b = { (uint64_t)batch, n * 4, 0 };
             virtq_add(q, &b, 1);
             done += n;
@@ -125,7 +125,7 @@ void run_virtio_balloon(void)
     if (virtio_find(VIRTIO_ID_BALLOON, 0, &d) < 0 || virtio_init(&d, 0) < 0 ||
         virtq_setup(&d, &inflate, 0, 64) < 0 || virtq_setup(&d, &deflate, 1, 64) < 0)
         return;
-    uint32_t *pfns = dma_alloc(4ul * PFNS_PER_DESC * CHAINS_PER_KICK);
+    uint32_t *pfns = dma_alloc(4ul * BALLOON_PFNS_PER_DESC * BALLOON_CHAINS_PER_KICK);
     if (!pfns || virtio_driver_ok(&d) < 0)
         return;
     uint32_t target = virtio_config_read32(&d, 0);
@@ -139,7 +139,7 @@ void run_virtio_balloon(void)
     kprintf("TESTGUEST: balloon touched %lu MiB (target %u pages)\n", touched / MIB, target);
     spin_seconds(3);
 
-    if (balloon_send(&d, &inflate, pfns, target, "inflate") < 0)
+    if (balloon_send_pfns(&d, &inflate, pfns, (uint32_t)(BALLOON_BASE / PAGE), target, "inflate") < 0)
         return;
     vreg_write(&d, VMMIO_CONFIG + 4, target);   /* actual */
     kprintf("TESTGUEST: balloon inflated %u pages\n", target);
@@ -155,7 +155,7 @@ void run_virtio_balloon(void)
         }
     }
 
-    if (balloon_send(&d, &deflate, pfns, target, "deflate") < 0)
+    if (balloon_send_pfns(&d, &deflate, pfns, (uint32_t)(BALLOON_BASE / PAGE), target, "deflate") < 0)
         return;
     touch_pages(BALLOON_BASE, target, 0xa5a5a5a5a5a5a5a5ul);
     vreg_write(&d, VMMIO_CONFIG + 4, 0);
