@@ -22,12 +22,8 @@ Overloaded(Ts...) -> Overloaded<Ts...>;
 
 }  // namespace
 
-balloon::VirtioBalloon* Vm::balloon_device() const {
-    return static_cast<balloon::VirtioBalloon*>(m_balloon.get());
-}
-
 BalloonInfo Vm::balloon_info() const {
-    const auto* b = balloon_device();
+    const auto* b = m_balloon.get();
     const BalloonConfig& cfg = *m_config.balloon;
     BalloonInfo info;
     info.kind = "virtio-balloon";
@@ -110,7 +106,7 @@ VmReply Vm::handle_request(const VmRequest& request) {
                     return error(Kind::bad_request,
                                  fmt::format("balloon size {} must be smaller than guest memory ({})", r.bytes, ram));
                 }
-                if (auto set = balloon_device()->set_target(r.bytes); !set) {
+                if (auto set = m_balloon->set_target(r.bytes); !set) {
                     return error(Kind::bad_request, set.error().message());
                 }
                 m_config.balloon->size = r.bytes;  // a reboot keeps the new size, as in cloud-hypervisor

@@ -29,7 +29,7 @@ Result<void> Vm::watch_stdin(EventLoop& loop) {
         auto serial = m_legacy->serial;
         m_input_target = [serial](std::span<const std::byte> b) { return serial->enqueue_input(b); };
     } else if (m_virtio_console && m_config.console.mode == ConsoleMode::tty) {
-        auto console = std::static_pointer_cast<devices::virtio::ConsoleDevice>(m_virtio_console);
+        auto console = m_virtio_console;
         m_input_target = [console](std::span<const std::byte> b) { return console->enqueue_input(b); };
     } else {
         return ok();

@@ -24,6 +24,9 @@
 namespace vmm::balloon {
 class VirtioBalloon;
 }
+namespace vmm::devices::virtio {
+class ConsoleDevice;
+}
 
 namespace vmm {
 
@@ -72,7 +75,6 @@ private:
     [[nodiscard]] Result<void> load_payload(std::span<const std::byte> kernel, std::span<const std::byte> initramfs);
     [[nodiscard]] Result<void> create_vcpus();
     [[nodiscard]] Result<void> watch_stdin(EventLoop& loop);
-    balloon::VirtioBalloon* balloon_device() const;
     BalloonInfo balloon_info() const;
     void flush_pending_input();
 
@@ -90,8 +92,8 @@ private:
     std::optional<EventLoop> m_loop;  // the VMM thread's; outlives the devices on it
     std::unique_ptr<devices_fwd::LegacyDevices> m_legacy;
     std::unique_ptr<VirtioMmioDevices> m_virtio;
-    std::shared_ptr<devices::virtio::VirtioDevice> m_virtio_console;  // stdin target when the serial is not
-    std::shared_ptr<devices::virtio::VirtioDevice> m_balloon;         // for resize and statistics
+    std::shared_ptr<devices::virtio::ConsoleDevice> m_virtio_console;  // stdin target when the serial is not
+    std::shared_ptr<balloon::VirtioBalloon> m_balloon;                // for resize and statistics
     std::optional<memory::GuestAddress> m_entry;
     std::vector<std::byte> m_pending_input;  // stdin bytes the console has not taken yet
     std::function<size_t(std::span<const std::byte>)> m_input_target;
