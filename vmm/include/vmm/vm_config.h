@@ -56,12 +56,23 @@ struct RngConfig {
     std::string src = "/dev/urandom";
 };
 
-// --balloon size=,deflate_on_oom=,free_page_reporting=,stats_polling_interval_s=
+// --balloon model=hyperalloc|virtio,size=,...  (docs/hyperalloc.md, docs/virtio.md)
+enum class BalloonModel { hyperalloc, virtio };
+enum class InstallPath { vcpu, worker };
+
 struct BalloonConfig {
-    uint64_t size = 0;  // initial target in bytes
+    BalloonModel model = BalloonModel::hyperalloc;
+    uint64_t size = 0;  // initial target in bytes (hyperalloc: multiple of 2 MiB)
+    // virtio-balloon only
     bool deflate_on_oom = false;
     bool free_page_reporting = false;
     uint32_t stats_polling_interval_s = 0;  // 0: no statistics queue
+    // hyperalloc only
+    bool auto_mode = false;             // auto=on: soft-reclaim free frames every period
+    uint32_t auto_period_ms = 5000;     // period=5s
+    uint64_t auto_limit_bytes = 0;      // auto_limit=SIZE per period; 0 = unlimited
+    bool shrink_pagecache = true;       // shrink_pagecache=on|off
+    InstallPath install_path = InstallPath::vcpu;  // install=vcpu|worker
 };
 
 struct VmConfig {

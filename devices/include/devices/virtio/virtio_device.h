@@ -42,6 +42,12 @@ public:
     virtual void set_device_needs_reset() = 0;
 };
 
+// Which thread handles a queue's notifications. event_loop: an ioeventfd watched by
+// the VMM's event loop (the default). vcpu_thread: no ioeventfd; the notifying vCPU
+// runs process_queue() itself on its MMIO exit (for tiny synchronous requests the
+// guest spins on). worker_thread: an ioeventfd watched by a per-device worker thread.
+enum class NotifyPath { event_loop, vcpu_thread, worker_thread };
+
 struct ActivateContext {
     const memory::GuestMemory* memory = nullptr;
     std::vector<Queue> queues;  // as configured by the driver; validated
@@ -71,6 +77,10 @@ public:
     virtual void reset() = 0;
     // The driver notified queue `index` (event-loop thread). No-op unless active.
     virtual void process_queue(uint16_t index) = 0;
+    // Where notifications of queue `index` are handled (see NotifyPath); asked once
+    // when the device is placed on the bus. process_queue must be thread-safe for
+    // every queue that is not on the event loop.
+    virtual NotifyPath notify_path(uint16_t /*index*/) const { return NotifyPath::event_loop; }
 
     // Host-side fds the VMM's event loop watches for this device (tap, timerfd),
     // and their handler, called on the event-loop thread with the epoll events.
