@@ -55,7 +55,9 @@ int llf_init(struct llfree *l, uint64_t base_pfn, uint64_t frames, void *trees_m
 int llf_init_free(struct llfree *l, uint64_t frame, uint64_t count);
 
 /* Allocates 2^order frames (order 0..LLF_MAX_ORDER), naturally aligned. `cpu` only
- * picks the hint (taken modulo LLF_MAX_CPUS). LLF_OK, LLF_ENOMEM or LLF_EINVAL. */
+ * picks the hint (taken modulo LLF_MAX_CPUS). LLF_OK, LLF_ENOMEM or LLF_EINVAL.
+ * Every tree is tried once; under heavy contention ENOMEM can be transient (other
+ * CPUs briefly held the counts of the last free frames), so a caller may retry. */
 int llf_get(struct llfree *l, unsigned cpu, unsigned order, struct llf_result *out);
 /* Frees what llf_get returned. LLF_EINVAL for a frame out of range, misaligned, or
  * not allocated at that order (a double free is detected, never corrupts state). */
@@ -66,8 +68,10 @@ uint64_t llf_free_frames(const struct llfree *l);                /* sum of tree 
 uint16_t llf_child_entry(const struct llfree *l, uint64_t child);
 bool llf_is_reclaimed(const struct llfree *l, uint64_t frame);
 /* Consistency check for tests, with no concurrent users: every child counter equals
- * the zero bits of its bitfield (or 0 when huge), every tree counter the sum of its
- * children. Returns 0 or the index+1 of the first inconsistent child/tree. */
+ * the zero bits of its bitfield (or 0 when huge, whose bits must all be clear), bits
+ * past the last frame are set, absent slots are LLF_CHILD_ABSENT, every tree counter
+ * is the sum of its children (and not reserved). Returns 0, or child + 1 for the
+ * first inconsistent child, or llf_children(frames) + tree + 1 for a tree. */
 uint64_t llf_check(const struct llfree *l);
 
 #ifdef __cplusplus

@@ -37,6 +37,10 @@ enum class Install {
     not_reclaimed, // already clear (another vCPU installed it, or a confused guest)
 };
 
+// Every operation retries its CAS a bounded number of times: a guest that keeps
+// changing a word gets an Error ("too contended"), never a hung host. Corrupted
+// entries (child free > 512, tree free > 4096) make the operations refuse. Indices
+// past children() / tree_count() and arrays outside RAM are Errors.
 class HostView {
 public:
     HostView(const memory::GuestMemory& memory, InstanceLayout layout) : m_mem(&memory), m_layout(layout) {}
@@ -51,9 +55,17 @@ public:
     // Hard reclaim: takes 512 frames from the tree counter, then the child.
     [[nodiscard]] Result<HardReclaim> hard_reclaim(uint64_t child) const;
     // Return a child this host hard-reclaimed: free again, still reclaimed. false if
-    // the entry is not (huge, reclaimed, 0 free) -- the guest corrupted it.
+    // the entry is not (huge, reclaimed, 0 free) -- the guest corrupted it. Only for
+    // children the host's own bookkeeping says it holds: a guest's order-9/10
+    // allocation of a soft-reclaimed child, not yet installed, has the very same
+    // entry, and returning it would hand the guest's frames out twice. If the
+    // child was returned but the tree counter cannot take the 512 back (the guest
+    // corrupted it), this logs (rate-limited) and still returns true: the child entry
+    // is what the host's bookkeeping follows.
     [[nodiscard]] Result<bool> return_child(uint64_t child) const;
-    // Install: clears the reclaimed bit.
+    // Install: clears the reclaimed bit. The caller must refuse an install request
+    // for a child it holds hard-reclaimed (a confused guest): clearing the bit there
+    // would make return_child refuse it forever.
     [[nodiscard]] Result<Install> install(uint64_t child) const;
     [[nodiscard]] Result<bool> is_reclaimed(uint64_t child) const;
 

@@ -25,6 +25,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The helpers below are C; C++ includers (the VMM builds with -Wold-style-cast)
+ * should not be warned about their casts. */
+#if defined(__cplusplus) && defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wold-style-cast"
+#endif
+
 #define LLF_LAYOUT_VERSION 1u
 
 #define LLF_FRAME_SHIFT 12u
@@ -157,6 +164,10 @@ _Static_assert(sizeof(uint16_t) * LLF_TREE_CHILDREN <= LLF_CHILD_GROUP_BYTES, "c
 _Static_assert(LLF_CHILD_FRAMES <= LLF_CHILD_FREE_MASK, "child counter too narrow");
 _Static_assert(LLF_TREE_FRAMES <= LLF_TREE_FREE_MASK, "tree counter too narrow");
 _Static_assert(LLF_BITFIELD_WORDS * 64u == LLF_CHILD_FRAMES, "one bit per frame of a child");
+#endif
+
+#if defined(__cplusplus) && defined(__GNUC__)
+#pragma GCC diagnostic pop
 #endif
 
 #endif
