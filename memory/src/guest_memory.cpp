@@ -1,6 +1,9 @@
 #include "memory/guest_memory.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 
 namespace vmm::memory {
@@ -8,6 +11,13 @@ namespace vmm::memory {
 namespace {
 
 bool page_aligned(uint64_t value) { return value % kPageSize == 0; }
+
+// MADV_POPULATE_WRITE (Linux 5.14); older C library headers lack the name.
+#ifdef MADV_POPULATE_WRITE
+constexpr int kMadvPopulateWrite = MADV_POPULATE_WRITE;
+#else
+constexpr int kMadvPopulateWrite = 23;
+#endif
 
 // Rejects a layout before anything is mapped: each range non-empty, page-aligned and
 // not wrapping; sorted ranges must not overlap.
@@ -165,24 +175,57 @@ Result<VolatileSlice> GuestMemory::slice(GuestAddress addr, uint64_t len) const 
     return VolatileSlice(addr, r.m_mapping.host_at(offset), len);
 }
 
-Result<void> GuestMemory::discard(GuestAddress addr, uint64_t len) const {
+Result<GuestMemory::PageWindow> GuestMemory::page_window(GuestAddress addr, uint64_t len,
+                                                         const char* what) const {
     if (!page_aligned(addr.raw) || !page_aligned(len)) {
-        return Error::msg("guest discard of {:#x} bytes at {:#x}: not page-aligned", len,
+        return Error::msg("guest {} of {:#x} bytes at {:#x}: not page-aligned", what, len,
                           addr.raw);
     }
     int idx = find_region(addr);
     if (idx < 0) {
-        return Error::msg("guest discard of {:#x} bytes at {:#x}: address is not guest RAM", len,
-                          addr.raw);
+        return Error::msg("guest {} of {:#x} bytes at {:#x}: address is not guest RAM", what,
+                          len, addr.raw);
     }
     const GuestRegion& r = m_regions[static_cast<size_t>(idx)];
     uint64_t offset = addr.raw - r.start().raw;
     if (len > r.size() - offset) {
-        return Error::msg("guest discard of {:#x} bytes at {:#x} crosses the end of its region "
-                          "at {:#x}", len, addr.raw, region_end(r));
+        return Error::msg("guest {} of {:#x} bytes at {:#x} crosses the end of its region "
+                          "at {:#x}", what, len, addr.raw, region_end(r));
     }
-    VMM_TRY_CTX(r.m_mapping.discard(offset, len),
+    return PageWindow{&r, offset};
+}
+
+Result<void> GuestMemory::discard(GuestAddress addr, uint64_t len) const {
+    PageWindow w = VMM_TRY(page_window(addr, len, "discard"));
+    VMM_TRY_CTX(w.region->m_mapping.discard(w.offset, len),
                 fmt::format("guest discard of {:#x} bytes at {:#x}", len, addr.raw));
+    return ok();
+}
+
+Result<void> GuestMemory::populate(GuestAddress addr, uint64_t len) const {
+    PageWindow w = VMM_TRY(page_window(addr, len, "populate"));
+    if (len == 0) return ok();
+    std::byte* host = w.region->m_mapping.host_at(w.offset);
+    // The kernel may stop early on a pending signal (EINTR) or transient
+    // contention (EAGAIN); what it already populated stays, so retrying is cheap.
+    for (int attempt = 0; attempt < 8; ++attempt) {
+        if (::madvise(host, len, kMadvPopulateWrite) == 0) return ok();
+        if (errno != EINTR && errno != EAGAIN) break;
+    }
+    if (errno != EINVAL) {
+        return Error::from_errno(
+            fmt::format("guest populate of {:#x} bytes at {:#x}: madvise(MADV_POPULATE_WRITE)",
+                        len, addr.raw));
+    }
+    // Kernels before 5.14 do not know MADV_POPULATE_WRITE: write-fault each page in.
+    // A compare-and-swap of a byte with itself writes without changing anything, even
+    // while the guest writes the same byte (then the CAS fails, but the page is
+    // already backed by the guest's own write).
+    for (uint64_t done = 0; done < len; done += kPageSize) {
+        GuestAddress page = addr.unchecked_add(done);
+        uint8_t value = VMM_TRY(load<uint8_t>(page, std::memory_order_relaxed));
+        VMM_TRY(compare_exchange<uint8_t>(page, value, value));
+    }
     return ok();
 }
 

@@ -127,6 +127,10 @@ public:
 
     // Returns [addr, addr+len) to the host. Page-aligned, inside one region.
     [[nodiscard]] Result<void> discard(GuestAddress addr, uint64_t len) const;
+    // Backs [addr, addr+len) with host memory now (MADV_POPULATE_WRITE) so that the
+    // guest's first touches do not fault; the contents are unchanged. Page-aligned,
+    // inside one region.
+    [[nodiscard]] Result<void> populate(GuestAddress addr, uint64_t len) const;
 
 private:
     explicit GuestMemory(std::vector<GuestRegion> regions) : m_regions(std::move(regions)) {}
@@ -142,6 +146,14 @@ private:
     template <typename Fn>
     void for_each_chunk(size_t first, GuestAddress addr, uint64_t len, Fn&& fn) const;
     [[nodiscard]] Result<std::byte*> aligned_host(GuestAddress addr, uint64_t size) const;
+    // The region holding all of [addr, addr+len) (page-aligned) and addr's offset in it,
+    // for whole-page operations that must stay inside one mapping.
+    struct PageWindow {
+        const GuestRegion* region;
+        uint64_t offset;
+    };
+    [[nodiscard]] Result<PageWindow> page_window(GuestAddress addr, uint64_t len,
+                                                 const char* what) const;
 
     std::vector<GuestRegion> m_regions;
 };
