@@ -130,6 +130,8 @@ static void parse_cmdline(const char *cmdline)
         has_1g = (d >> 26) & 1;   /* Page1GB */
     }
     g.huge_pages = has_1g && !(pages && plen == 2 && !memcmp(pages, "2m", 2));
+    const char *smp = find_option(cmdline, "testguest.smp=", &plen);
+    g.run_aps = smp && plen == 1 && smp[0] == '1';
 }
 
 /* Identity map [0, max(4 GiB, end of RAM)), user-accessible, with 1 GiB pages
@@ -235,12 +237,13 @@ void bsp_setup(uint64_t boot_params)
     build_page_tables();
     outb(0x80, PROGRESS_PAGING);
     unsigned bsp = 0;
-    if (g.mode == MODE_SMP && mptable_parse() == 0)
+    int start_aps = g.mode == MODE_SMP || g.run_aps;
+    if (start_aps && mptable_parse() == 0)
         bsp = g.bsp_index;
     build_descriptor_tables();
     cpu_load_tables(bsp);
     outb(0x80, PROGRESS_TABLES);
-    if (g.mode == MODE_SMP && !g.smp_setup_failed) {
+    if (start_aps && !g.smp_setup_failed) {
         g.cpus[bsp].lapic_id_reg = (uint8_t)(mmio_read32(LAPIC_BASE + 0x20) >> 24);
         smp_start_aps();
         outb(0x80, PROGRESS_APS_STARTED);

@@ -66,6 +66,7 @@ struct guest_state {
     unsigned bsp_index;
     struct cpu_info cpus[MAX_CPUS];
     int smp_setup_failed;       /* a FAIL line was already printed at CPL0 */
+    int run_aps;                /* testguest.smp=1: start the APs in any mode (ap_user_main) */
 };
 extern struct guest_state g;
 
@@ -140,9 +141,13 @@ __attribute__((noreturn)) void run_counter(void);
 
 /* ---- virtio_modes.c (CPL3): the virtio-* modes; 0 if `name` is not one ---- */
 int run_virtio_mode(const char *name);
+/* ---- hyperalloc_modes.c (CPL3): the hyperalloc* modes; 0 if `name` is not one ---- */
+int run_hyperalloc_mode(const char *name);
+int run_hyperalloc_ap(const char *name, unsigned cpu);   /* an AP's part; 0 if none */
 
 /* ---- main.c (CPL3) ---- */
 void user_main(unsigned cpu);
+void ap_user_main(unsigned cpu);        /* APs started by testguest.smp=1 */
 
 /* ---- entry.S ---- */
 __attribute__((noreturn)) void enter_user(void (*fn)(unsigned), uint64_t user_rsp, unsigned arg);

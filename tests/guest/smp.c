@@ -77,7 +77,7 @@ void ap_setup(void)
     cpu_load_tables(cpu);
     g.cpus[cpu].lapic_id_reg = (uint8_t)(mmio_read32(LAPIC_BASE + LAPIC_ID) >> 24);
     __atomic_store_n(&g.cpus[cpu].arrived, 1, __ATOMIC_RELEASE);
-    enter_user(smp_user, ustack_top(cpu), cpu);
+    enter_user(g.run_aps && g.mode != MODE_SMP ? ap_user_main : smp_user, ustack_top(cpu), cpu);
 }
 
 static void check_id(unsigned cpu, const char *what, unsigned want, unsigned got)

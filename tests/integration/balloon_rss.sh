@@ -31,7 +31,7 @@ cleanup() {
 trap cleanup EXIT
 
 "$vmm" --kernel "$guest" --cmdline "testguest.mode=virtio-balloon" --cpus boot=1 \
-    --memory size=512M --balloon size=256M >"$log" 2>&1 &
+    --memory size=512M --balloon model=virtio,size=256M >"$log" 2>&1 &
 pid=$!
 deadline=$(( $(date +%s) + timeout_s ))
 
