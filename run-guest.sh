@@ -17,9 +17,11 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGUEST_ARTIFACTS_DIR="$gu
 cmake --build build -j "$(nproc)" --target vmm_bin
 
 socket=${VMM_API_SOCKET:-/tmp/vmm.sock}
+# model=virtio: the default balloon model is HyperAlloc, but our Linux 6.1 guest
+# kernel has no HyperAlloc driver yet, so it would never use that device.
 args=(--kernel "$guest_dir/vmlinux" --initramfs "$guest_dir/initramfs.cpio.gz"
       --cpus boot=2 --memory size=1G --rng
-      --balloon size=256M,stats_polling_interval_s=1 --api-socket "path=$socket")
+      --balloon model=virtio,size=256M,stats_polling_interval_s=1 --api-socket "path=$socket")
 if [[ "$*" != *--cmdline* ]]; then args+=(--cmdline "console=ttyS0 reboot=k panic=1"); fi
 echo "run-guest: API on $socket (curl --unix-socket $socket http://localhost/api/v1/vm.info)" >&2
 exec build/vmm "${args[@]}" -v "$@"

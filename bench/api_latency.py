@@ -115,7 +115,7 @@ def run_endpoint(sock_path, endpoint, clients, count, keep_alive):
 def start_vmm(vmm, kernel, sock_path, log):
     proc = subprocess.Popen([vmm, "--kernel", kernel, "--cmdline",
                              "testguest.mode=balloon-follow testguest.follow_s=3600", "--cpus", "boot=1",
-                             "--memory", "size=512M", "--balloon", "size=16M",
+                             "--memory", "size=512M", "--balloon", "model=virtio,size=16M",
                              "--api-socket", f"path={sock_path}"], stdout=log, stderr=subprocess.STDOUT)
     deadline = time.time() + 30
     while time.time() < deadline:

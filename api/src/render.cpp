@@ -34,6 +34,24 @@ json console_json(const ConsoleConfig& c) {
     return j;
 }
 
+// Each model shows only its own keys (--balloon rejects the other model's).
+json balloon_config_json(const BalloonConfig& b) {
+    if (b.model == BalloonModel::virtio) {
+        return {{"model", "virtio"},
+                {"size", b.size},
+                {"deflate_on_oom", b.deflate_on_oom},
+                {"free_page_reporting", b.free_page_reporting},
+                {"stats_polling_interval_s", b.stats_polling_interval_s}};
+    }
+    return {{"model", "hyperalloc"},
+            {"size", b.size},
+            {"auto_mode", b.auto_mode},
+            {"auto_period_ms", b.auto_period_ms},
+            {"auto_limit_bytes", b.auto_limit_bytes},
+            {"shrink_pagecache", b.shrink_pagecache},
+            {"install_path", b.install_path == InstallPath::worker ? "worker" : "vcpu"}};
+}
+
 json config_json(const VmConfig& c) {
     json j;
     j["cpus"] = {{"boot_vcpus", c.cpus.boot}, {"max_vcpus", c.cpus.boot}};
@@ -56,12 +74,7 @@ json config_json(const VmConfig& c) {
         j["net"].push_back(std::move(net));
     }
     if (c.rng) j["rng"] = {{"src", c.rng->src}};
-    if (c.balloon) {
-        j["balloon"] = {{"size", c.balloon->size},
-                        {"deflate_on_oom", c.balloon->deflate_on_oom},
-                        {"free_page_reporting", c.balloon->free_page_reporting},
-                        {"stats_polling_interval_s", c.balloon->stats_polling_interval_s}};
-    }
+    if (c.balloon) j["balloon"] = balloon_config_json(*c.balloon);
     j["serial"] = console_json(c.serial);
     j["console"] = console_json(c.console);
     return j;
@@ -76,13 +89,40 @@ void add_statistics(json& j, const BalloonStatistics& stats) {
     j["statistics_updated_at"] = unix_seconds(stats.updated_at);
 }
 
+json optional_json(const std::optional<uint64_t>& value) { return value ? json(*value) : json(nullptr); }
+
+json hyperalloc_json(const HyperAllocInfo& h) {
+    json zones = json::array();
+    for (const auto& z : h.zones) zones.push_back({{"type", z.type}, {"start_pfn", z.start_pfn}, {"pages", z.pages}});
+    return {{"target_bytes", h.target_bytes},
+            {"hard_reclaimed_bytes", h.hard_reclaimed_bytes},
+            {"soft_reclaimed_bytes", h.soft_reclaimed_bytes},
+            {"guest_free_bytes", optional_json(h.guest_free_bytes)},
+            {"page_cache_bytes", optional_json(h.page_cache_bytes)},
+            {"installs", h.installs},
+            {"install_requests", h.install_requests},
+            {"install_errors", h.install_errors},
+            {"installs_per_s", h.installs_per_s},
+            {"auto_mode", h.auto_mode},
+            {"auto_period_ms", h.auto_period_ms},
+            {"auto_limit_bytes", h.auto_limit_bytes},
+            {"auto_reclaimed_bytes", h.auto_reclaimed_bytes},
+            {"discard_calls", h.discard_calls},
+            {"bad_records", h.bad_records},
+            {"pagecache_shrink_pending", h.pagecache_shrink_pending},
+            {"zones", std::move(zones)},
+            {"host_rss_bytes", optional_json(h.host_rss_bytes)}};
+}
+
 json balloon_info_json(const BalloonInfo& b) {
-    json j = {{"kind", b.kind},
-              {"target_bytes", b.target_bytes},
-              {"actual_bytes", b.actual_bytes},
-              {"deflate_on_oom", b.deflate_on_oom},
-              {"free_page_reporting", b.free_page_reporting},
-              {"stats_polling_interval_s", b.stats_polling_interval_s}};
+    json j = {{"kind", b.kind}, {"target_bytes", b.target_bytes}, {"actual_bytes", b.actual_bytes}};
+    if (b.hyperalloc) {
+        j["hyperalloc"] = hyperalloc_json(*b.hyperalloc);
+        return j;
+    }
+    j["deflate_on_oom"] = b.deflate_on_oom;
+    j["free_page_reporting"] = b.free_page_reporting;
+    j["stats_polling_interval_s"] = b.stats_polling_interval_s;
     if (b.statistics) {
         json stats = json::object();
         add_statistics(stats, *b.statistics);
@@ -91,13 +131,15 @@ json balloon_info_json(const BalloonInfo& b) {
     return j;
 }
 
-// Firecracker's BalloonStats: sizes in pages and MiB, then the guest's tags.
+// Firecracker's BalloonStats: sizes in pages and MiB, then the guest's tags (or,
+// for HyperAlloc, which has no statistics queue, the device's own block).
 json balloon_statistics_json(const BalloonInfo& b) {
     json j = {{"target_pages", b.target_bytes / kBalloonPageSize},
               {"actual_pages", b.actual_bytes / kBalloonPageSize},
               {"target_mib", b.target_bytes >> 20},
               {"actual_mib", b.actual_bytes >> 20}};
     if (b.statistics) add_statistics(j, *b.statistics);
+    if (b.hyperalloc) j["hyperalloc"] = hyperalloc_json(*b.hyperalloc);
     return j;
 }
 

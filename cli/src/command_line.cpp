@@ -43,8 +43,16 @@ constexpr std::array kFlags = {
     FlagSpec{"console", 0, Arity::one, false, "off|null|tty|file=PATH",
              "virtio-console (hvc0): like --serial (default off)."},
     FlagSpec{"balloon", 0, Arity::one, false,
-             "size=SIZE,deflate_on_oom=on|off,free_page_reporting=on|off,stats_polling_interval_s=N",
-             "virtio-balloon with an initial target of SIZE (smaller than guest memory).\n"
+             "[model=hyperalloc|virtio],size=SIZE,...",
+             "A balloon with an initial target of SIZE (smaller than guest memory).\n"
+             "model=hyperalloc (default; needs a HyperAlloc guest driver): size= a multiple\n"
+             "of 2 MiB (default 0); auto= reclaim the guest's free 2 MiB frames every period\n"
+             "(default off); period= e.g. 5s or 500ms, at least 10ms (default 5s);\n"
+             "auto_limit= at most SIZE per period with auto=on (default 0: no limit);\n"
+             "shrink_pagecache= ask the guest to drop page cache when a shrink falls short\n"
+             "(default on); install=vcpu|worker: the thread that backs frames the guest\n"
+             "takes back (default vcpu).\n"
+             "model=virtio (the standard virtio-balloon): size= required, a multiple of 4 KiB;\n"
              "deflate_on_oom= the guest may take pages back under OOM (default off);\n"
              "free_page_reporting= the guest reports free pages, which are discarded (default off);\n"
              "stats_polling_interval_s= guest statistics every N seconds (default 0: none)."},
@@ -198,8 +206,8 @@ std::string help_text() {
         "vmm {} - a KVM virtual machine monitor for x86_64 Linux guests\n\n"
         "Usage: vmm --kernel PATH [--cmdline STRING] [--initramfs PATH] [--cpus boot=N]\n"
         "           [--memory size=SIZE,...] [--serial MODE] [--console MODE] [--disk ...]\n"
-        "           [--net ...] [--rng [src=PATH]] [--balloon size=SIZE,...] [--api-socket path=PATH]\n"
-        "           [-v...] [--log-file PATH]\n"
+        "           [--net ...] [--rng [src=PATH]] [--balloon [model=M,]size=SIZE,...]\n"
+        "           [--api-socket path=PATH] [-v...] [--log-file PATH]\n"
         "       vmm remote --api-socket PATH COMMAND [ARGS]   (see 'vmm remote --help')\n\n"
         "Options take their value as the next argument or after '=' (--memory=size=1G).\n"
         "Option values are comma-separated key=value lists; commas inside [...] or \"...\"\n"

@@ -91,23 +91,113 @@ Result<ConsoleConfig> parse_console(std::string_view value) {
     return console;
 }
 
-Result<BalloonConfig> parse_balloon(std::string_view value, uint64_t ram) {
-    OptionParser parser;
-    parser.add("size").add("deflate_on_oom").add("free_page_reporting").add("stats_polling_interval_s");
-    VMM_TRY(parser.parse(value));
-    BalloonConfig balloon;
-    auto size = VMM_TRY(parser.get_size("size"));
-    if (!size) return Error::msg("size= is required");
-    if (*size % 4096 != 0) return Error::msg("size {} is not a multiple of 4 KiB", format_size(*size));
-    if (*size >= ram) {
-        return Error::msg("size {} must be smaller than guest memory ({})", format_size(*size), format_size(ram));
+namespace {
+
+constexpr uint64_t kHyperAllocFrame = 2ull << 20;  // HyperAlloc reclaims whole 2 MiB frames
+constexpr uint32_t kMinPeriodMs = 10;
+constexpr uint32_t kMaxPeriodMs = 3'600'000;
+
+// "500ms", "5s", "2m": a unit is required so that "period=5" is not silently 5 ms.
+Result<uint32_t> parse_duration_ms(std::string_view text, const char* key) {
+    size_t digits = text.find_first_not_of("0123456789");
+    if (digits == 0 || digits == std::string_view::npos) {
+        return Error::msg("{}='{}' needs a number and a unit (ms, s or m), e.g. 5s or 500ms", key, text);
     }
-    balloon.size = *size;
+    std::string_view unit = text.substr(digits);
+    uint64_t scale = 0;
+    if (unit == "ms") scale = 1;
+    if (unit == "s") scale = 1000;
+    if (unit == "m") scale = 60'000;
+    if (scale == 0) return Error::msg("{}='{}': unknown unit '{}' (ms, s or m)", key, text, unit);
+    auto number = parse_u64(text.substr(0, digits));
+    if (!number || *number > kMaxPeriodMs / scale) {
+        return Error::msg("{}='{}' is longer than one hour", key, text);
+    }
+    return static_cast<uint32_t>(*number * scale);
+}
+
+Result<BalloonModel> balloon_model(const OptionParser& parser) {
+    auto model = VMM_TRY(parser.get_string("model"));
+    if (!model || *model == "hyperalloc") return BalloonModel::hyperalloc;
+    if (*model == "virtio") return BalloonModel::virtio;
+    return Error::msg("model='{}' is not one of hyperalloc|virtio", *model);
+}
+
+Result<void> parse_virtio_balloon_keys(const OptionParser& parser, BalloonConfig& balloon) {
+    for (const char* key : {"period", "auto_limit", "shrink_pagecache", "install"}) {
+        if (parser.is_set(key)) return Error::msg("{} applies to model=hyperalloc", key);
+    }
+    // auto=off states the virtio-balloon's behaviour; auto=on asks for something it lacks.
+    if (VMM_TRY(parser.get_bool("auto")).value_or(false)) {
+        return Error::msg("auto=on needs model=hyperalloc (automatic virtio-balloon sizing is not available yet)");
+    }
+    if (balloon.size % 4096 != 0) return Error::msg("size {} is not a multiple of 4 KiB", format_size(balloon.size));
     balloon.deflate_on_oom = VMM_TRY(parser.get_bool("deflate_on_oom")).value_or(false);
     balloon.free_page_reporting = VMM_TRY(parser.get_bool("free_page_reporting")).value_or(false);
     if (auto interval = VMM_TRY(parser.get_u64("stats_polling_interval_s"))) {
         if (*interval > 3600) return Error::msg("stats_polling_interval_s={} is above 3600", *interval);
         balloon.stats_polling_interval_s = static_cast<uint32_t>(*interval);
+    }
+    return ok();
+}
+
+Result<void> parse_hyperalloc_keys(const OptionParser& parser, BalloonConfig& balloon) {
+    for (const char* key : {"deflate_on_oom", "free_page_reporting", "stats_polling_interval_s"}) {
+        if (parser.is_set(key)) return Error::msg("{} applies to model=virtio", key);
+    }
+    if (balloon.size % kHyperAllocFrame != 0) {
+        return Error::msg("size {} is not a multiple of 2 MiB (HyperAlloc reclaims 2 MiB frames)",
+                          format_size(balloon.size));
+    }
+    balloon.auto_mode = VMM_TRY(parser.get_bool("auto")).value_or(false);
+    if (auto period = VMM_TRY(parser.get_string("period"))) {
+        balloon.auto_period_ms = VMM_TRY(parse_duration_ms(*period, "period"));
+        if (balloon.auto_period_ms < kMinPeriodMs) {
+            return Error::msg("period={} is shorter than {} ms", *period, kMinPeriodMs);
+        }
+    }
+    if (auto limit = VMM_TRY(parser.get_size("auto_limit"))) {
+        if (!balloon.auto_mode) return Error::msg("auto_limit= needs auto=on");
+        if (*limit % kHyperAllocFrame != 0) {
+            return Error::msg("auto_limit {} is not a multiple of 2 MiB", format_size(*limit));
+        }
+        balloon.auto_limit_bytes = *limit;
+    }
+    balloon.shrink_pagecache = VMM_TRY(parser.get_bool("shrink_pagecache")).value_or(true);
+    if (auto install = VMM_TRY(parser.get_string("install"))) {
+        if (*install == "vcpu") {
+            balloon.install_path = InstallPath::vcpu;
+        } else if (*install == "worker") {
+            balloon.install_path = InstallPath::worker;
+        } else {
+            return Error::msg("install='{}' is not one of vcpu|worker", *install);
+        }
+    }
+    return ok();
+}
+
+}  // namespace
+
+Result<BalloonConfig> parse_balloon(std::string_view value, uint64_t ram) {
+    OptionParser parser;
+    parser.add("model").add("size");
+    parser.add("deflate_on_oom").add("free_page_reporting").add("stats_polling_interval_s");
+    parser.add("auto").add("period").add("auto_limit").add("shrink_pagecache").add("install");
+    VMM_TRY(parser.parse(value));
+    BalloonConfig balloon;
+    balloon.model = VMM_TRY(balloon_model(parser));
+    auto size = VMM_TRY(parser.get_size("size"));
+    // A HyperAlloc balloon may start empty (auto=on alone); a virtio-balloon needs its target.
+    if (!size && balloon.model == BalloonModel::virtio) return Error::msg("size= is required with model=virtio");
+    balloon.size = size.value_or(0);
+    if (balloon.size >= ram) {
+        return Error::msg("size {} must be smaller than guest memory ({})", format_size(balloon.size),
+                          format_size(ram));
+    }
+    if (balloon.model == BalloonModel::virtio) {
+        VMM_TRY(parse_virtio_balloon_keys(parser, balloon));
+    } else {
+        VMM_TRY(parse_hyperalloc_keys(parser, balloon));
     }
     return balloon;
 }

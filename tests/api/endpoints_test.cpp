@@ -71,6 +71,32 @@ TEST_CASE("the balloon is resized by vm.resize-balloon and vm.resize", "[api]") 
     CHECK(error_of(big) == "balloon larger than RAM");
 }
 
+TEST_CASE("a HyperAlloc balloon shows its block in vm.info and vm.balloon-statistics", "[api]") {
+    ServerFixture f;
+    f.vmm.hyperalloc = true;
+    CHECK(f.put("vm.resize", R"({"desired_balloon": 4194304})").status == 204);
+    auto info = json_of(f.get("vm.info"));
+    const auto& b = info["balloon"];
+    CHECK(b["kind"] == "hyperalloc");
+    CHECK(b["actual_bytes"] == (4u << 20));
+    CHECK_FALSE(b.contains("deflate_on_oom"));
+    CHECK(b["hyperalloc"]["hard_reclaimed_bytes"] == (4u << 20));
+    CHECK(b["hyperalloc"]["guest_free_bytes"] == FakeVmm::kRam / 2);
+    CHECK(b["hyperalloc"]["page_cache_bytes"].is_null());
+    CHECK(b["hyperalloc"]["zones"][0] == nlohmann::json{{"type", "DMA32"}, {"start_pfn", 4096}, {"pages", 258048}});
+    CHECK(b["hyperalloc"]["host_rss_bytes"] == (42u << 20));
+    auto stats = json_of(f.get("vm.balloon-statistics"));
+    CHECK(stats["actual_mib"] == 4);
+    CHECK(stats["hyperalloc"]["installs"] == 3);
+    CHECK(stats["hyperalloc"]["installs_per_s"] == 1.5);
+    CHECK_FALSE(stats.contains("free_memory"));
+    // 4 KiB-aligned passes the API's check; the VMM thread knows the model and says 400.
+    auto odd = f.put("vm.resize-balloon", R"({"size": "1M"})");
+    CHECK(odd.status == 400);
+    CHECK(error_of(odd) == "not a multiple of 2 MiB");
+    CHECK(json_of(f.get("vm.info"))["balloon"]["target_bytes"] == (4u << 20));
+}
+
 TEST_CASE("bad bodies are 400 and never reach the VMM", "[api]") {
     ServerFixture f;
     const char* bodies[] = {"{", R"({"size": -4096})", R"({"size": 4095})", R"({"size": 4096, "extra": 1})",

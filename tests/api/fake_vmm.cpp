@@ -20,6 +20,33 @@ void FakeVmm::loop() {
     }
 }
 
+BalloonInfo FakeVmm::balloon_info(bool with_statistics) const {
+    BalloonInfo b;
+    b.target_bytes = m_balloon;
+    b.actual_bytes = m_balloon;
+    if (hyperalloc) {
+        b.kind = "hyperalloc";
+        HyperAllocInfo h;
+        h.target_bytes = m_balloon;
+        h.hard_reclaimed_bytes = m_balloon;
+        h.guest_free_bytes = kRam / 2;  // page_cache_bytes stays unknown
+        h.installs = 3;
+        h.installs_per_s = 1.5;
+        h.auto_period_ms = 5000;
+        h.zones = {{"DMA32", 4096, 258048}, {"NORMAL", 262144, 0}};
+        h.host_rss_bytes = 42ull << 20;
+        b.hyperalloc = h;
+        return b;
+    }
+    b.kind = "virtio-balloon";
+    if (with_statistics) {
+        b.stats_polling_interval_s = 1;
+        b.statistics =
+            BalloonStatistics{{{"free_memory", 123}}, std::chrono::system_clock::time_point(std::chrono::seconds(5))};
+    }
+    return b;
+}
+
 VmReply FakeVmm::answer(const VmRequest& request) {
     using Kind = RequestError::Kind;
     if (std::holds_alternative<request::Ping>(request)) return PingInfo{"9.9.9", 1234, {"fake"}};
@@ -30,7 +57,7 @@ VmReply FakeVmm::answer(const VmRequest& request) {
         info.config.memory.size = kRam;
         info.state = m_paused ? VmState::paused : VmState::running;
         info.memory_actual_size = kRam - m_balloon;
-        info.balloon = BalloonInfo{"virtio-balloon", m_balloon, m_balloon, false, false, 0, std::nullopt};
+        info.balloon = balloon_info(false);
         return info;
     }
     if (std::holds_alternative<request::GetCounters>(request)) {
@@ -48,12 +75,14 @@ VmReply FakeVmm::answer(const VmRequest& request) {
     }
     if (const auto* resize = std::get_if<request::ResizeBalloon>(&request)) {
         if (resize->bytes >= kRam) return RequestError{Kind::bad_request, "balloon larger than RAM"};
+        if (hyperalloc && resize->bytes % (2u << 20) != 0) {
+            return RequestError{Kind::bad_request, "not a multiple of 2 MiB"};
+        }
         m_balloon = resize->bytes;
         return Empty{};
     }
     if (std::holds_alternative<request::GetBalloonStatistics>(request)) {
-        BalloonStatistics stats{{{"free_memory", 123}}, std::chrono::system_clock::time_point(std::chrono::seconds(5))};
-        return BalloonInfo{"virtio-balloon", m_balloon, m_balloon, false, false, 1, stats};
+        return balloon_info(true);
     }
     return Empty{};  // shutdown, reboot, power button
 }

@@ -43,10 +43,13 @@ public:
     // How long the VMM thread takes per request (to test timeouts).
     std::atomic<int> delay_ms{0};
     std::atomic<bool> has_vm{true};
+    // Answer as a VM with a HyperAlloc balloon (2 MiB granularity, "hyperalloc" block).
+    std::atomic<bool> hyperalloc{false};
 
 private:
     void loop();
     VmReply answer(const VmRequest& request);
+    BalloonInfo balloon_info(bool with_statistics) const;
 
     std::shared_ptr<RequestChannel> m_channel;
     EventFd m_stop;

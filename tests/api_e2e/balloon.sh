@@ -13,7 +13,7 @@ mib=$((1 << 20))
 remote() { "$vmm" remote --api-socket "$sock" "$@"; }
 
 start_vmm --kernel "$guest" --cmdline "testguest.mode=balloon-follow testguest.follow_s=300" --cpus boot=1 \
-    --memory size=512M --balloon size=16M
+    --memory size=512M --balloon model=virtio,size=16M
 wait_for "TESTGUEST: balloon now 4096 pages"
 
 expect 204 PUT vm.resize-balloon '{"size": "64M"}'

@@ -18,7 +18,7 @@ ram=$((256 * mib))
 [ -S "$sock" ] || fail "could not create the stale socket"
 
 start_vmm --kernel "$guest" --cmdline "testguest.mode=counter" --cpus boot=1 --memory size=256M \
-    --balloon size=16M
+    --balloon model=virtio,size=16M
 wait_for "TESTGUEST: counter running"
 
 # ---- socket rules ----

@@ -12,7 +12,7 @@ api_setup api_reboot 120
 
 mib=$((1 << 20))
 start_vmm --kernel "$guest" --cmdline "testguest.mode=counter" --cpus boot=1 --memory size=128M \
-    --balloon size=8M
+    --balloon model=virtio,size=8M
 wait_for "TESTGUEST: mode counter" 1
 wait_for "TESTGUEST: counter running" 1
 expect 204 PUT vm.resize-balloon '{"size": "16M"}'

@@ -95,7 +95,7 @@ patterns=(
 bash "$here/check_run.sh" --kvm "$timeout_s" 0 "${patterns[@]}" -- \
     "${prefix[@]}" "$vmm" -v --kernel "$guest/vmlinux" --memory size=512M \
     --cmdline "$cmdline" --disk "path=$img,readonly=on" "${net_args[@]}" \
-    --rng --console "file=$hvc_log" --balloon size=64M
+    --rng --console "file=$hvc_log" --balloon model=virtio,size=64M
 rc=$?
 [ $rc -eq 0 ] || exit $rc
 

@@ -1,6 +1,10 @@
 // The VMM thread's answers to API requests (see vmm/vm_requests.h).
 #include <unistd.h>
 
+#include <fstream>
+#include <string>
+
+#include "balloon/hyperalloc/hyperalloc_device.h"
 #include "balloon/virtio_balloon.h"
 #include "common/log.h"
 #include "legacy_devices.h"
@@ -20,12 +24,71 @@ struct Overloaded : Ts... {
 template <class... Ts>
 Overloaded(Ts...) -> Overloaded<Ts...>;
 
+constexpr uint64_t kHyperAllocFrame = balloon::hyperalloc::kFrameBytes;
+
+// The VMM process's resident set ("VmRSS:  1234 kB" in /proc/self/status), read at
+// request time so that HyperAlloc's reclaim can be watched from the API.
+std::optional<uint64_t> host_rss_bytes() {
+    std::ifstream status("/proc/self/status");
+    std::string line;
+    while (std::getline(status, line)) {
+        if (line.rfind("VmRSS:", 0) != 0) continue;
+        try {
+            return std::stoull(line.substr(6)) * 1024;
+        } catch (const std::exception&) {
+            return std::nullopt;
+        }
+    }
+    return std::nullopt;
+}
+
+const char* zone_type_name(uint32_t type) {
+    switch (type) {
+        case HA_ZONE_DMA32: return "DMA32";
+        case HA_ZONE_NORMAL: return "NORMAL";
+        case HA_ZONE_MOVABLE: return "MOVABLE";
+        default: return "UNKNOWN";  // the device validates records; kept for safety
+    }
+}
+
+HyperAllocInfo hyperalloc_info(const balloon::hyperalloc::HyperAllocDevice& device) {
+    balloon::hyperalloc::HyperAllocStats stats = device.stats();
+    const auto& options = device.options();
+    HyperAllocInfo h;
+    h.target_bytes = stats.target_bytes;
+    h.hard_reclaimed_bytes = stats.hard_reclaimed_bytes;
+    h.soft_reclaimed_bytes = stats.soft_reclaimed_bytes;
+    h.guest_free_bytes = stats.guest_free_bytes;
+    h.page_cache_bytes = stats.page_cache_bytes;
+    h.installs = stats.installs;
+    h.install_requests = stats.install_requests;
+    h.install_errors = stats.install_errors;
+    h.installs_per_s = stats.installs_per_s;
+    h.auto_mode = options.auto_mode;
+    h.auto_period_ms = static_cast<uint32_t>(options.auto_period.count());
+    h.auto_limit_bytes = options.auto_limit_bytes;
+    h.auto_reclaimed_bytes = stats.auto_reclaimed_bytes;
+    h.discard_calls = stats.discard_calls;
+    h.bad_records = stats.bad_records;
+    h.pagecache_shrink_pending = stats.pagecache_shrink_pending;
+    for (const auto& zone : stats.zones) h.zones.push_back({zone_type_name(zone.zone_type), zone.start_pfn, zone.pages});
+    h.host_rss_bytes = host_rss_bytes();
+    return h;
+}
+
 }  // namespace
 
 BalloonInfo Vm::balloon_info() const {
+    BalloonInfo info;
+    if (m_hyperalloc) {
+        info.kind = "hyperalloc";
+        info.hyperalloc = hyperalloc_info(*m_hyperalloc);
+        info.target_bytes = info.hyperalloc->target_bytes;
+        info.actual_bytes = info.hyperalloc->hard_reclaimed_bytes;
+        return info;
+    }
     const auto* b = m_balloon.get();
     const BalloonConfig& cfg = *m_config.balloon;
-    BalloonInfo info;
     info.kind = "virtio-balloon";
     info.target_bytes = uint64_t{b->target_pages()} * 4096;
     info.actual_bytes = uint64_t{b->actual_pages()} * 4096;
@@ -41,12 +104,35 @@ BalloonInfo Vm::balloon_info() const {
     return info;
 }
 
+VmReply Vm::resize_balloon(uint64_t bytes) {
+    using Kind = RequestError::Kind;
+    if (!m_balloon && !m_hyperalloc) return error(Kind::not_found, "this VM has no balloon (--balloon)");
+    uint64_t ram = m_memory->total_size();
+    uint64_t unit = m_hyperalloc ? kHyperAllocFrame : 4096;
+    if (bytes % unit != 0) {
+        return error(Kind::bad_request,
+                     m_hyperalloc ? fmt::format("balloon size {} is not a multiple of 2 MiB ({}): the HyperAlloc "
+                                                "balloon reclaims whole 2 MiB frames",
+                                                bytes, kHyperAllocFrame)
+                                  : fmt::format("balloon size {} is not a multiple of 4096", bytes));
+    }
+    if (bytes >= ram) {
+        return error(Kind::bad_request,
+                     fmt::format("balloon size {} must be smaller than guest memory ({})", bytes, ram));
+    }
+    auto set = m_hyperalloc ? m_hyperalloc->set_target(bytes) : m_balloon->set_target(bytes);
+    if (!set) return error(Kind::bad_request, set.error().message());
+    m_config.balloon->size = bytes;  // a reboot keeps the new size, as in cloud-hypervisor
+    log::info("balloon target set to {} MiB through the API", bytes >> 20);
+    return Empty{};
+}
+
 VmInfo Vm::info() const {
     VmInfo info;
     info.config = m_config;
     info.state = m_paused ? VmState::paused : VmState::running;
     info.memory_actual_size = m_memory->total_size();
-    if (m_balloon) {
+    if (m_balloon || m_hyperalloc) {
         info.balloon = balloon_info();
         info.memory_actual_size -= std::min(info.memory_actual_size, info.balloon->actual_bytes);
     }
@@ -96,25 +182,9 @@ VmReply Vm::handle_request(const VmRequest& request) {
                 }
                 return Empty{};
             },
-            [this](const request::ResizeBalloon& r) -> VmReply {
-                if (!m_balloon) return error(Kind::not_found, "this VM has no balloon (--balloon)");
-                uint64_t ram = m_memory->total_size();
-                if (r.bytes % 4096 != 0) {
-                    return error(Kind::bad_request, fmt::format("balloon size {} is not a multiple of 4096", r.bytes));
-                }
-                if (r.bytes >= ram) {
-                    return error(Kind::bad_request,
-                                 fmt::format("balloon size {} must be smaller than guest memory ({})", r.bytes, ram));
-                }
-                if (auto set = m_balloon->set_target(r.bytes); !set) {
-                    return error(Kind::bad_request, set.error().message());
-                }
-                m_config.balloon->size = r.bytes;  // a reboot keeps the new size, as in cloud-hypervisor
-                log::info("balloon target set to {} MiB through the API", r.bytes >> 20);
-                return Empty{};
-            },
+            [this](const request::ResizeBalloon& r) -> VmReply { return resize_balloon(r.bytes); },
             [this](const request::GetBalloonStatistics&) -> VmReply {
-                if (!m_balloon) return error(Kind::not_found, "this VM has no balloon (--balloon)");
+                if (!m_balloon && !m_hyperalloc) return error(Kind::not_found, "this VM has no balloon (--balloon)");
                 return balloon_info();
             },
         },
@@ -125,7 +195,7 @@ PingInfo ping_info() {
     PingInfo ping;
     ping.version = std::string(kVmmVersion);
     ping.pid = static_cast<int>(::getpid());
-    ping.features = {"virtio-mmio", "virtio-balloon", "kvm"};
+    ping.features = {"virtio-mmio", "virtio-balloon", "hyperalloc", "kvm"};
     return ping;
 }
 

@@ -1,5 +1,7 @@
 // Creates the virtio devices the configuration asks for, in slot order: disks,
-// nets, rng, console, balloon (the test guest and docs rely on that order).
+// nets, rng, console, balloon (the test guest and docs rely on that order). The
+// balloon slot holds either model (--balloon model=hyperalloc|virtio).
+#include "balloon/hyperalloc/hyperalloc_device.h"
 #include "balloon/virtio_balloon.h"
 #include "common/log.h"
 #include "devices/virtio/block/block_device.h"
@@ -14,6 +16,36 @@
 namespace vmm {
 
 namespace dv = devices::virtio;
+
+namespace {
+
+balloon::hyperalloc::HyperAllocOptions hyperalloc_options(const BalloonConfig& b, unsigned vcpus) {
+    balloon::hyperalloc::HyperAllocOptions options;
+    options.target_bytes = b.size;
+    options.auto_mode = b.auto_mode;
+    options.auto_period = std::chrono::milliseconds(b.auto_period_ms);
+    options.auto_limit_bytes = b.auto_limit_bytes;
+    options.shrink_pagecache = b.shrink_pagecache;
+    options.vcpus = vcpus;  // one install queue per vCPU
+    options.install_path =
+        b.install_path == InstallPath::worker ? dv::NotifyPath::worker_thread : dv::NotifyPath::vcpu_thread;
+    return options;
+}
+
+}  // namespace
+
+Result<void> Vm::add_balloon(const BalloonConfig& b) {
+    uint64_t ram = m_memory->total_size();
+    if (b.model == BalloonModel::hyperalloc) {
+        auto device = VMM_TRY(balloon::hyperalloc::HyperAllocDevice::create(hyperalloc_options(b, m_config.cpus.boot), ram));
+        m_hyperalloc = device;
+        return m_virtio->add(device, "balloon");
+    }
+    balloon::BalloonOptions options{b.size, b.deflate_on_oom, b.free_page_reporting, b.stats_polling_interval_s};
+    auto device = VMM_TRY(balloon::VirtioBalloon::create(options, ram));
+    m_balloon = device;
+    return m_virtio->add(device, "balloon");
+}
 
 Result<void> Vm::setup_virtio_devices() {
     m_virtio = std::make_unique<VirtioMmioDevices>(m_vm_fd, *m_memory, m_mmio_bus, *m_loop);
@@ -48,13 +80,7 @@ Result<void> Vm::setup_virtio_devices() {
         m_virtio_console = device;
         VMM_TRY(m_virtio->add(device, "console"));
     }
-    if (m_config.balloon) {
-        const BalloonConfig& b = m_config.balloon.value();
-        balloon::BalloonOptions options{b.size, b.deflate_on_oom, b.free_page_reporting, b.stats_polling_interval_s};
-        auto device = VMM_TRY_CTX(balloon::VirtioBalloon::create(options, m_memory->total_size()), "--balloon");
-        m_balloon = device;
-        VMM_TRY(m_virtio->add(device, "balloon"));
-    }
+    if (m_config.balloon) VMM_TRY_CTX(add_balloon(m_config.balloon.value()), "--balloon");
     return ok();
 }
 

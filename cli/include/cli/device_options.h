@@ -17,8 +17,12 @@ namespace vmm::cli {
 [[nodiscard]] Result<RngConfig> parse_rng(std::string_view value);
 // --console off|null|tty|file=PATH (also used for --serial)
 [[nodiscard]] Result<ConsoleConfig> parse_console(std::string_view value);
-// --balloon size=SIZE,deflate_on_oom=on|off,free_page_reporting=on|off,stats_polling_interval_s=N
-// `ram` is the guest memory size: the balloon must be smaller.
+// --balloon [model=hyperalloc],size=SIZE,auto=on|off,period=DURATION,auto_limit=SIZE,
+//           shrink_pagecache=on|off,install=vcpu|worker
+// --balloon model=virtio,size=SIZE,deflate_on_oom=on|off,free_page_reporting=on|off,
+//           stats_polling_interval_s=N
+// A key of the other model is an error. `ram` is the guest memory size: the balloon
+// must be smaller.
 [[nodiscard]] Result<BalloonConfig> parse_balloon(std::string_view value, uint64_t ram);
 
 }  // namespace vmm::cli

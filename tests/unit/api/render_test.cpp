@@ -33,6 +33,33 @@ BalloonInfo sample_balloon(bool with_stats) {
     return b;
 }
 
+BalloonInfo sample_hyperalloc() {
+    BalloonInfo b;
+    b.kind = "hyperalloc";
+    b.target_bytes = 512ull << 20;
+    b.actual_bytes = 256ull << 20;
+    HyperAllocInfo h;
+    h.target_bytes = 512ull << 20;
+    h.hard_reclaimed_bytes = 256ull << 20;
+    h.soft_reclaimed_bytes = 64ull << 20;
+    h.guest_free_bytes = 100ull << 20;
+    h.installs = 7;
+    h.install_requests = 9;
+    h.install_errors = 2;
+    h.installs_per_s = 3.5;
+    h.auto_mode = true;
+    h.auto_period_ms = 500;
+    h.auto_limit_bytes = 32ull << 20;
+    h.auto_reclaimed_bytes = 96ull << 20;
+    h.discard_calls = 11;
+    h.bad_records = 1;
+    h.pagecache_shrink_pending = true;
+    h.zones = {{"DMA32", 4096, 258048}, {"NORMAL", 262144, 65536}};
+    h.host_rss_bytes = 300ull << 20;
+    b.hyperalloc = h;
+    return b;
+}
+
 }  // namespace
 
 TEST_CASE("Empty renders 204 without a body", "[api][render]") {
@@ -71,7 +98,12 @@ TEST_CASE("vm.info renders a cloud-hypervisor-like config", "[api][render]") {
     info.config.disks.push_back({"/d.img", true, false, "disk0"});
     info.config.nets.push_back({"tap0", std::string("10.0.0.1"), std::string("255.255.255.0"), std::nullopt, "net0"});
     info.config.rng = RngConfig{};
-    info.config.balloon = BalloonConfig{256ull << 20, true, false, 2};
+    BalloonConfig balloon;
+    balloon.model = BalloonModel::virtio;
+    balloon.size = 256ull << 20;
+    balloon.deflate_on_oom = true;
+    balloon.stats_polling_interval_s = 2;
+    info.config.balloon = balloon;
     info.config.serial = {ConsoleMode::file, "/tmp/serial.log"};
     info.config.payload.kernel += "\xff";  // invalid UTF-8 must not throw
     info.state = VmState::paused;
@@ -91,8 +123,11 @@ TEST_CASE("vm.info renders a cloud-hypervisor-like config", "[api][render]") {
     CHECK(c["net"][0]["ip"] == "10.0.0.1");
     CHECK_FALSE(c["net"][0].contains("mac"));
     CHECK(c["rng"]["src"] == "/dev/urandom");
+    CHECK(c["balloon"]["model"] == "virtio");
     CHECK(c["balloon"]["size"] == (256ull << 20));
     CHECK(c["balloon"]["deflate_on_oom"] == true);
+    CHECK(c["balloon"]["stats_polling_interval_s"] == 2);
+    CHECK_FALSE(c["balloon"].contains("auto_mode"));
     CHECK(c["serial"] == json{{"mode", "File"}, {"file", "/tmp/serial.log"}});
     CHECK(c["console"]["mode"] == "Off");
     const json& b = j["balloon"];
@@ -100,6 +135,8 @@ TEST_CASE("vm.info renders a cloud-hypervisor-like config", "[api][render]") {
     CHECK(b["target_bytes"] == (256ull << 20));
     CHECK(b["actual_bytes"] == (64ull << 20));
     CHECK(b["statistics"]["free_memory"] == 1000);
+    CHECK(b["deflate_on_oom"] == true);
+    CHECK_FALSE(b.contains("hyperalloc"));
 }
 
 TEST_CASE("vm.info without a balloon has no balloon sections", "[api][render]") {
@@ -131,4 +168,74 @@ TEST_CASE("vm.balloon-statistics uses Firecracker's names", "[api][render]") {
     json without = body_of(render_reply(sample_balloon(false)));
     CHECK(without.size() == 4);
     CHECK(without["actual_mib"] == 64);
+}
+
+TEST_CASE("a HyperAlloc balloon renders its block and config with snake_case names", "[api][render]") {
+    VmInfo info;
+    info.config.memory.size = 1ull << 30;
+    BalloonConfig config;  // model=hyperalloc is the default
+    config.size = 512ull << 20;
+    config.auto_mode = true;
+    config.auto_period_ms = 500;
+    config.auto_limit_bytes = 32ull << 20;
+    config.shrink_pagecache = false;
+    config.install_path = InstallPath::worker;
+    info.config.balloon = config;
+    info.balloon = sample_hyperalloc();
+    json j = body_of(render_reply(info));
+    CHECK(j["config"]["balloon"] == json{{"model", "hyperalloc"},
+                                         {"size", 512ull << 20},
+                                         {"auto_mode", true},
+                                         {"auto_period_ms", 500},
+                                         {"auto_limit_bytes", 32ull << 20},
+                                         {"shrink_pagecache", false},
+                                         {"install_path", "worker"}});
+    const json& b = j["balloon"];
+    CHECK(b["kind"] == "hyperalloc");
+    CHECK(b["target_bytes"] == (512ull << 20));
+    CHECK(b["actual_bytes"] == (256ull << 20));
+    // The virtio-balloon's fields do not apply.
+    CHECK_FALSE(b.contains("deflate_on_oom"));
+    CHECK_FALSE(b.contains("statistics"));
+    CHECK(b["hyperalloc"] == json{{"target_bytes", 512ull << 20},
+                                  {"hard_reclaimed_bytes", 256ull << 20},
+                                  {"soft_reclaimed_bytes", 64ull << 20},
+                                  {"guest_free_bytes", 100ull << 20},
+                                  {"page_cache_bytes", nullptr},
+                                  {"installs", 7},
+                                  {"install_requests", 9},
+                                  {"install_errors", 2},
+                                  {"installs_per_s", 3.5},
+                                  {"auto_mode", true},
+                                  {"auto_period_ms", 500},
+                                  {"auto_limit_bytes", 32ull << 20},
+                                  {"auto_reclaimed_bytes", 96ull << 20},
+                                  {"discard_calls", 11},
+                                  {"bad_records", 1},
+                                  {"pagecache_shrink_pending", true},
+                                  {"zones", json::array({{{"type", "DMA32"}, {"start_pfn", 4096}, {"pages", 258048}},
+                                                         {{"type", "NORMAL"}, {"start_pfn", 262144}, {"pages", 65536}}})},
+                                  {"host_rss_bytes", 300ull << 20}});
+}
+
+TEST_CASE("a HyperAlloc balloon with nothing known yet renders nulls and no zones", "[api][render]") {
+    BalloonInfo b;
+    b.kind = "hyperalloc";
+    b.hyperalloc = HyperAllocInfo{};
+    json j = body_of(render_reply(b));
+    CHECK(j["actual_pages"] == 0);
+    CHECK(j["hyperalloc"]["guest_free_bytes"].is_null());
+    CHECK(j["hyperalloc"]["host_rss_bytes"].is_null());
+    CHECK(j["hyperalloc"]["zones"] == json::array());
+}
+
+TEST_CASE("vm.balloon-statistics adds the HyperAlloc block after Firecracker's sizes", "[api][render]") {
+    json j = body_of(render_reply(sample_hyperalloc()));
+    CHECK(j["target_pages"] == 131072);
+    CHECK(j["actual_pages"] == 65536);
+    CHECK(j["target_mib"] == 512);
+    CHECK(j["actual_mib"] == 256);
+    CHECK(j["hyperalloc"]["soft_reclaimed_bytes"] == (64ull << 20));
+    CHECK(j["hyperalloc"]["zones"].size() == 2);
+    CHECK(j.size() == 5);
 }

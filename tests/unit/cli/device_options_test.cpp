@@ -1,7 +1,10 @@
 #include <catch2/catch.hpp>
 
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "cli/command_line.h"
 #include "cli/device_options.h"
@@ -73,20 +76,106 @@ TEST_CASE("console flag takes the serial grammar and defaults to off", "[device_
     CHECK(error_of({"--console", "tty,null"}).find("expected exactly one") != std::string::npos);
 }
 
-TEST_CASE("balloon flag must be smaller than guest memory and page-aligned", "[device_options]") {
+TEST_CASE("balloon model=virtio must be smaller than guest memory and page-aligned", "[device_options]") {
     auto run = run_with({"--memory", "size=1G", "--balloon",
-                         "size=256M,deflate_on_oom=on,free_page_reporting=on,stats_polling_interval_s=1"});
+                         "model=virtio,size=256M,deflate_on_oom=on,free_page_reporting=on,stats_polling_interval_s=1"});
     REQUIRE(run.vm.balloon);
+    CHECK(run.vm.balloon->model == vmm::BalloonModel::virtio);
     CHECK(run.vm.balloon->size == 256ull << 20);
     CHECK(run.vm.balloon->deflate_on_oom);
     CHECK(run.vm.balloon->free_page_reporting);
     CHECK(run.vm.balloon->stats_polling_interval_s == 1);
+    CHECK_FALSE(run.vm.balloon->auto_mode);
     // The memory flag may come after the balloon: the check uses the final size.
-    CHECK(run_with({"--balloon", "size=600M", "--memory", "size=1G"}).vm.balloon->size == 600ull << 20);
-    CHECK(error_of({"--memory", "size=1G", "--balloon", "size=1G"}) ==
+    CHECK(run_with({"--balloon", "model=virtio,size=600M", "--memory", "size=1G"}).vm.balloon->size == 600ull << 20);
+    CHECK(error_of({"--memory", "size=1G", "--balloon", "model=virtio,size=1G"}) ==
           "--balloon: size 1G must be smaller than guest memory (1G)");
-    CHECK(error_of({"--balloon", "size=1000"}) == "--balloon: size 1000 is not a multiple of 4 KiB");
-    CHECK(error_of({"--balloon", "deflate_on_oom=on"}) == "--balloon: size= is required");
-    CHECK(error_of({"--balloon", "size=1M,stats_polling_interval_s=99999"}) ==
+    CHECK(error_of({"--balloon", "model=virtio,size=1000"}) == "--balloon: size 1000 is not a multiple of 4 KiB");
+    CHECK(error_of({"--balloon", "model=virtio,deflate_on_oom=on"}) == "--balloon: size= is required with model=virtio");
+    CHECK(error_of({"--balloon", "model=virtio,size=1M,stats_polling_interval_s=99999"}) ==
           "--balloon: stats_polling_interval_s=99999 is above 3600");
+    // A 4 KiB multiple that is no 2 MiB multiple is fine for the virtio-balloon.
+    CHECK(run_with({"--balloon", "model=virtio,size=1M"}).vm.balloon->size == 1ull << 20);
+}
+
+TEST_CASE("balloon defaults to model=hyperalloc with its defaults", "[device_options]") {
+    auto run = run_with({"--memory", "size=1G", "--balloon", "size=64M"});
+    REQUIRE(run.vm.balloon);
+    const vmm::BalloonConfig& b = *run.vm.balloon;
+    CHECK(b.model == vmm::BalloonModel::hyperalloc);
+    CHECK(b.size == 64ull << 20);
+    CHECK_FALSE(b.auto_mode);
+    CHECK(b.auto_period_ms == 5000);
+    CHECK(b.auto_limit_bytes == 0);
+    CHECK(b.shrink_pagecache);
+    CHECK(b.install_path == vmm::InstallPath::vcpu);
+    CHECK_FALSE(b.deflate_on_oom);
+    // No size: an empty balloon (useful with auto=on).
+    CHECK(run_with({"--balloon", "auto=on"}).vm.balloon->size == 0);
+    CHECK(run_with({"--balloon", "model=hyperalloc,size=2M"}).vm.balloon->size == 2ull << 20);
+    CHECK(error_of({"--balloon", "model=virtio-mem,size=2M"}) ==
+          "--balloon: model='virtio-mem' is not one of hyperalloc|virtio");
+}
+
+TEST_CASE("balloon model=hyperalloc takes its own keys", "[device_options]") {
+    auto run = run_with({"--memory", "size=2G", "--balloon",
+                         "model=hyperalloc,size=1G,auto=on,period=500ms,auto_limit=64M,shrink_pagecache=off,"
+                         "install=worker"});
+    const vmm::BalloonConfig& b = *run.vm.balloon;
+    CHECK(b.size == 1ull << 30);
+    CHECK(b.auto_mode);
+    CHECK(b.auto_period_ms == 500);
+    CHECK(b.auto_limit_bytes == 64ull << 20);
+    CHECK_FALSE(b.shrink_pagecache);
+    CHECK(b.install_path == vmm::InstallPath::worker);
+    CHECK(run_with({"--balloon", "period=5s"}).vm.balloon->auto_period_ms == 5000);
+    CHECK(run_with({"--balloon", "period=2m"}).vm.balloon->auto_period_ms == 120000);
+    CHECK(run_with({"--balloon", "period=10ms"}).vm.balloon->auto_period_ms == 10);
+    CHECK(run_with({"--balloon", "install=vcpu"}).vm.balloon->install_path == vmm::InstallPath::vcpu);
+}
+
+TEST_CASE("balloon model=hyperalloc rejects bad values", "[device_options]") {
+    CHECK(error_of({"--balloon", "size=3M"}) ==
+          "--balloon: size 3M is not a multiple of 2 MiB (HyperAlloc reclaims 2 MiB frames)");
+    CHECK(error_of({"--balloon", "size=4K"}) ==
+          "--balloon: size 4K is not a multiple of 2 MiB (HyperAlloc reclaims 2 MiB frames)");
+    CHECK(error_of({"--memory", "size=512M", "--balloon", "size=512M"}) ==
+          "--balloon: size 512M must be smaller than guest memory (512M)");
+    CHECK(error_of({"--balloon", "period=9ms"}) == "--balloon: period=9ms is shorter than 10 ms");
+    CHECK(error_of({"--balloon", "period=0s"}) == "--balloon: period=0s is shorter than 10 ms");
+    CHECK(error_of({"--balloon", "period=5"}) ==
+          "--balloon: period='5' needs a number and a unit (ms, s or m), e.g. 5s or 500ms");
+    CHECK(error_of({"--balloon", "period=s"}) ==
+          "--balloon: period='s' needs a number and a unit (ms, s or m), e.g. 5s or 500ms");
+    CHECK(error_of({"--balloon", "period=5h"}) == "--balloon: period='5h': unknown unit 'h' (ms, s or m)");
+    CHECK(error_of({"--balloon", "period=61m"}) == "--balloon: period='61m' is longer than one hour");
+    CHECK(error_of({"--balloon", "period=99999999999999999999999s"}) ==
+          "--balloon: period='99999999999999999999999s' is longer than one hour");
+    CHECK(error_of({"--balloon", "auto_limit=64M"}) == "--balloon: auto_limit= needs auto=on");
+    CHECK(error_of({"--balloon", "auto=on,auto_limit=3M"}) == "--balloon: auto_limit 3M is not a multiple of 2 MiB");
+    CHECK(error_of({"--balloon", "install=api"}) == "--balloon: install='api' is not one of vcpu|worker");
+    CHECK(error_of({"--balloon", "auto=maybe"}) ==
+          "--balloon: invalid toggle 'maybe' (expected on|off|true|false)");
+}
+
+TEST_CASE("balloon keys of the other model are errors", "[device_options]") {
+    for (const char* key : {"deflate_on_oom=on", "free_page_reporting=off", "stats_polling_interval_s=1"}) {
+        std::string name(key, std::string_view(key).find('='));
+        INFO(key);
+        CHECK(error_of({"--balloon", fmt::format("size=2M,{}", key)}) ==
+              fmt::format("--balloon: {} applies to model=virtio", name));
+        CHECK(error_of({"--balloon", fmt::format("model=hyperalloc,size=2M,{}", key)}) ==
+              fmt::format("--balloon: {} applies to model=virtio", name));
+    }
+    for (const char* key : {"period=5s", "auto_limit=2M", "shrink_pagecache=on", "install=worker"}) {
+        std::string name(key, std::string_view(key).find('='));
+        INFO(key);
+        CHECK(error_of({"--balloon", fmt::format("model=virtio,size=2M,{}", key)}) ==
+              fmt::format("--balloon: {} applies to model=hyperalloc", name));
+    }
+    CHECK(error_of({"--balloon", "model=virtio,size=2M,auto=on"}) ==
+          "--balloon: auto=on needs model=hyperalloc (automatic virtio-balloon sizing is not available yet)");
+    // auto=off is what a virtio-balloon does anyway.
+    CHECK_FALSE(run_with({"--balloon", "model=virtio,size=2M,auto=off"}).vm.balloon->auto_mode);
+    CHECK(error_of({"--balloon", "size=2M,bogus=1"}) == "--balloon: unknown key 'bogus'");
 }

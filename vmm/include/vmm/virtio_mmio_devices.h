@@ -1,7 +1,10 @@
 // Places virtio devices on the MMIO bus: one 4 KiB virtio-mmio slot each from
-// 0xc0000000, one GSI each (irqfd), one ioeventfd per queue at QueueNotify
-// (datamatch = queue index) whose eventfd the VMM's event loop turns into
-// process_queue() calls, and the device's back-end fds on the same loop.
+// 0xc0000000, one GSI each (irqfd), and per queue what the device's notify_path()
+// asks for: event_loop, an ioeventfd at QueueNotify (datamatch = queue index) that
+// the VMM's event loop turns into process_queue() calls; vcpu_thread, no ioeventfd
+// (the notifying vCPU handles the MMIO write itself); worker_thread, an ioeventfd
+// watched by the device's own worker thread (one per device, joined on
+// destruction). Back-end fds always go on the VMM's loop.
 // The kernel learns of them from `virtio_mmio.device=4K@ADDR:GSI` arguments.
 #pragma once
 
@@ -45,6 +48,7 @@ public:
     const std::vector<VirtioSlot>& slots() const { return m_slots; }
 
 private:
+    class Worker;
     struct Wiring;
     const kvm::VmFd& m_vm;
     const memory::GuestMemory& m_memory;

@@ -24,6 +24,9 @@
 namespace vmm::balloon {
 class VirtioBalloon;
 }
+namespace vmm::balloon::hyperalloc {
+class HyperAllocDevice;
+}
 namespace vmm::devices::virtio {
 class ConsoleDevice;
 }
@@ -72,10 +75,12 @@ private:
     [[nodiscard]] Result<void> setup_memory();
     [[nodiscard]] Result<void> setup_legacy_devices();
     [[nodiscard]] Result<void> setup_virtio_devices();
+    [[nodiscard]] Result<void> add_balloon(const BalloonConfig& balloon);
     [[nodiscard]] Result<void> load_payload(std::span<const std::byte> kernel, std::span<const std::byte> initramfs);
     [[nodiscard]] Result<void> create_vcpus();
     [[nodiscard]] Result<void> watch_stdin(EventLoop& loop);
     BalloonInfo balloon_info() const;
+    [[nodiscard]] VmReply resize_balloon(uint64_t bytes);
     void flush_pending_input();
 
     VmConfig m_config;
@@ -93,7 +98,9 @@ private:
     std::unique_ptr<devices_fwd::LegacyDevices> m_legacy;
     std::unique_ptr<VirtioMmioDevices> m_virtio;
     std::shared_ptr<devices::virtio::ConsoleDevice> m_virtio_console;  // stdin target when the serial is not
-    std::shared_ptr<balloon::VirtioBalloon> m_balloon;                // for resize and statistics
+    // At most one of the two balloons (--balloon model=), for resize and statistics.
+    std::shared_ptr<balloon::VirtioBalloon> m_balloon;
+    std::shared_ptr<balloon::hyperalloc::HyperAllocDevice> m_hyperalloc;
     std::optional<memory::GuestAddress> m_entry;
     std::vector<std::byte> m_pending_input;  // stdin bytes the console has not taken yet
     std::function<size_t(std::span<const std::byte>)> m_input_target;

@@ -44,14 +44,45 @@ struct BalloonStatistics {
     std::chrono::system_clock::time_point updated_at;
 };
 
+// One LLFree zone the HyperAlloc guest reported.
+struct HyperAllocZoneInfo {
+    std::string type;  // "DMA32", "NORMAL", "MOVABLE"
+    uint64_t start_pfn = 0;
+    uint64_t pages = 0;
+};
+
+// The HyperAlloc balloon's state (balloon/hyperalloc/hyperalloc_device.h, stats()).
+struct HyperAllocInfo {
+    uint64_t target_bytes = 0;
+    uint64_t hard_reclaimed_bytes = 0;  // taken from the guest: the balloon's size
+    uint64_t soft_reclaimed_bytes = 0;  // still the guest's, unbacked until installed
+    std::optional<uint64_t> guest_free_bytes;  // from the guest's counters, when known
+    std::optional<uint64_t> page_cache_bytes;
+    uint64_t installs = 0;
+    uint64_t install_requests = 0;
+    uint64_t install_errors = 0;
+    double installs_per_s = 0;
+    bool auto_mode = false;
+    uint32_t auto_period_ms = 0;
+    uint64_t auto_limit_bytes = 0;  // 0: no limit
+    uint64_t auto_reclaimed_bytes = 0;
+    uint64_t discard_calls = 0;
+    uint64_t bad_records = 0;
+    bool pagecache_shrink_pending = false;
+    std::vector<HyperAllocZoneInfo> zones;
+    std::optional<uint64_t> host_rss_bytes;  // the VMM process's VmRSS when asked
+};
+
 struct BalloonInfo {
-    std::string kind;             // "virtio-balloon" (later also "hyperalloc")
+    std::string kind;             // "virtio-balloon" or "hyperalloc"
     uint64_t target_bytes = 0;    // what the host asked for
-    uint64_t actual_bytes = 0;    // what the guest reports it has given back
+    uint64_t actual_bytes = 0;    // what the guest has given back (HyperAlloc: hard-reclaimed)
+    // virtio-balloon only
     bool deflate_on_oom = false;
     bool free_page_reporting = false;
     uint32_t stats_polling_interval_s = 0;
     std::optional<BalloonStatistics> statistics;  // absent until the guest sent some
+    std::optional<HyperAllocInfo> hyperalloc;     // kind "hyperalloc" only
 };
 
 struct VmInfo {
