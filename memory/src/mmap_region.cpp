@@ -27,6 +27,13 @@ Result<UniqueFd> create_memfd(uint64_t size) {
 
 }  // namespace
 
+// MADV_POPULATE_WRITE (Linux 5.14); older C library headers lack the name.
+#ifdef MADV_POPULATE_WRITE
+constexpr int kMadvPopulateWrite = MADV_POPULATE_WRITE;
+#else
+constexpr int kMadvPopulateWrite = 23;
+#endif
+
 Result<MmapRegion> MmapRegion::create(uint64_t size, const MappingOptions& options) {
     // off_t is signed: a size above INT64_MAX could not be a memfd length either.
     if (size == 0 || !page_aligned(size) || size > static_cast<uint64_t>(INT64_MAX)) {
@@ -41,8 +48,6 @@ Result<MmapRegion> MmapRegion::create(uint64_t size, const MappingOptions& optio
     } else {
         flags |= MAP_PRIVATE | MAP_ANONYMOUS;
     }
-    if (options.prefault) flags |= MAP_POPULATE;
-
     void* base = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, flags, memfd.get(), 0);
     if (base == MAP_FAILED) {
         return Error::from_errno(fmt::format("mmap of {:#x} bytes of guest RAM", size));
@@ -50,6 +55,20 @@ Result<MmapRegion> MmapRegion::create(uint64_t size, const MappingOptions& optio
     if (options.transparent_huge_pages && ::madvise(base, size, MADV_HUGEPAGE) != 0) {
         // Huge pages only speed things up; a host with THP disabled still runs guests.
         log::warn("madvise(MADV_HUGEPAGE) on guest RAM failed: {}", std::strerror(errno));
+    }
+    // Populate only after MADV_HUGEPAGE: MAP_POPULATE at mmap time would fault in
+    // 4 KiB pages before the advice exists, and every later discard, install and guest
+    // access would then work on 4 KiB pages.
+    if (options.prefault && ::madvise(base, size, kMadvPopulateWrite) != 0) {
+        if (errno != EINVAL) {
+            int err = errno;
+            ::munmap(base, size);
+            errno = err;
+            return Error::from_errno(fmt::format("populating {:#x} bytes of guest RAM", size));
+        }
+        // Kernels before 5.14: touch every page (the mapping is fresh, so zeros).
+        auto* bytes = static_cast<volatile std::byte*>(base);
+        for (uint64_t off = 0; off < size; off += kPageSize) bytes[off] = std::byte{0};
     }
     return MmapRegion(static_cast<std::byte*>(base), size, options.backing, std::move(memfd));
 }
