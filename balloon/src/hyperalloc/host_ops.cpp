@@ -194,14 +194,15 @@ void HyperAllocDevice::Impl::apply_target(Trigger trigger, Pending& pending) {
         shortfall = fmt::format("; short by {} MiB{}", short_by * (kFrameBytes >> 20),
                                 shrink_pagecache() ? ", asked the guest to drop page cache" : "");
     }
-    log::info("hyperalloc: balloon at {} MiB of {} MiB target ({} in {:.1f} ms{})",
+    log::info("hyperalloc: balloon at {} MiB of {} MiB target ({} in {:.3f} ms{})",
               hard_frames * (kFrameBytes >> 20), target_frames * (kFrameBytes >> 20), what, ms,
               shortfall);
 }
 
 void HyperAllocDevice::Impl::auto_pass() {
-    if (!auto_mode()) return;
-    uint64_t limit = options.auto_limit_bytes == 0 ? UINT64_MAX : options.auto_limit_bytes / kFrameBytes;
+    if (!auto_mode() || auto_paused.load()) return;
+    uint64_t limit_bytes = auto_limit_bytes.load();
+    uint64_t limit = limit_bytes == 0 ? UINT64_MAX : limit_bytes / kFrameBytes;
     uint64_t done = 0;
     for (size_t zi = 0; done < limit; ++zi) {
         uint64_t next = 0;  // the next child of this zone to look at
