@@ -12,6 +12,8 @@ PACKAGES=(
     linux-source-6.1 busybox-static bc bison flex libelf-dev libssl-dev cpio xz-utils lz4 kmod patch
     # the scripted tests
     curl procps iproute2 e2fsprogs python3
+    # the automatic-ballooning evaluation's plot (bench/auto_balloon_eval.py)
+    gnuplot-nox
 )
 
 missing=()

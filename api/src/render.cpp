@@ -36,20 +36,24 @@ json console_json(const ConsoleConfig& c) {
 
 // Each model shows only its own keys (--balloon rejects the other model's).
 json balloon_config_json(const BalloonConfig& b) {
+    json j;
     if (b.model == BalloonModel::virtio) {
-        return {{"model", "virtio"},
-                {"size", b.size},
-                {"deflate_on_oom", b.deflate_on_oom},
-                {"free_page_reporting", b.free_page_reporting},
-                {"stats_polling_interval_s", b.stats_polling_interval_s}};
+        j = {{"model", "virtio"},
+             {"size", b.size},
+             {"deflate_on_oom", b.deflate_on_oom},
+             {"free_page_reporting", b.free_page_reporting},
+             {"stats_polling_interval_s", b.stats_polling_interval_s}};
+    } else {
+        j = {{"model", "hyperalloc"},
+             {"size", b.size},
+             {"auto_mode", b.auto_mode},
+             {"auto_period_ms", b.auto_period_ms},
+             {"auto_limit_bytes", b.auto_limit_bytes},
+             {"shrink_pagecache", b.shrink_pagecache},
+             {"install_path", b.install_path == InstallPath::worker ? "worker" : "vcpu"}};
     }
-    return {{"model", "hyperalloc"},
-            {"size", b.size},
-            {"auto_mode", b.auto_mode},
-            {"auto_period_ms", b.auto_period_ms},
-            {"auto_limit_bytes", b.auto_limit_bytes},
-            {"shrink_pagecache", b.shrink_pagecache},
-            {"install_path", b.install_path == InstallPath::worker ? "worker" : "vcpu"}};
+    j["auto_balloon"] = b.auto_balloon.has_value();
+    return j;
 }
 
 json config_json(const VmConfig& c) {
@@ -106,6 +110,7 @@ json hyperalloc_json(const HyperAllocInfo& h) {
             {"auto_mode", h.auto_mode},
             {"auto_period_ms", h.auto_period_ms},
             {"auto_limit_bytes", h.auto_limit_bytes},
+            {"auto_paused", h.auto_paused},
             {"auto_reclaimed_bytes", h.auto_reclaimed_bytes},
             {"discard_calls", h.discard_calls},
             {"bad_records", h.bad_records},
@@ -114,8 +119,67 @@ json hyperalloc_json(const HyperAllocInfo& h) {
             {"host_rss_bytes", optional_json(h.host_rss_bytes)}};
 }
 
+json optional_json(const std::optional<double>& value) { return value ? json(*value) : json(nullptr); }
+
+json psi_json(const PsiInfo& p) {
+    json j = {{"some", {{"avg10", p.some_avg10}, {"avg60", p.some_avg60}, {"avg300", p.some_avg300},
+                        {"total_us", p.some_total_us}}}};
+    if (p.full_avg10) {
+        j["full"] = {{"avg10", *p.full_avg10},
+                     {"avg60", p.full_avg60.value_or(0)},
+                     {"avg300", p.full_avg300.value_or(0)},
+                     {"total_us", p.full_total_us.value_or(0)}};
+    }
+    return j;
+}
+
+json decision_json(const AutoBalloonDecisionInfo& d) {
+    json j = {{"action", d.action}, {"target_bytes", d.target_bytes}, {"reason", d.reason}, {"at_s", d.at_s}};
+    if (d.soft_reclaim_bytes) {
+        // UINT64_MAX is "no limit" inside the VMM; JSON says it in words.
+        uint64_t soft = *d.soft_reclaim_bytes;
+        j["soft_reclaim"] = soft == 0 ? "stopped" : soft == UINT64_MAX ? "unlimited" : "limited";
+        if (soft != 0 && soft != UINT64_MAX) j["soft_reclaim_bytes"] = soft;
+    }
+    return j;
+}
+
+// In vm.info's balloon block always ({"enabled": false} without auto=on).
+json auto_balloon_json(const std::optional<AutoBalloonInfo>& info) {
+    if (!info) return {{"enabled", false}};
+    const AutoBalloonInfo& a = *info;
+    json j = {{"enabled", true},
+              {"psi_path", a.psi_path},
+              {"psi_mode", a.psi_mode},
+              {"psi_mode_reason", a.psi_mode_reason},
+              {"last_psi", a.last_psi ? psi_json(*a.last_psi) : json(nullptr)},
+              {"last_decision", a.last_decision ? decision_json(*a.last_decision) : json(nullptr)},
+              {"last_action", a.last_action ? decision_json(*a.last_action) : json(nullptr)},
+              {"ticks", a.ticks},
+              {"psi_events", a.psi_events},
+              {"inflates", a.inflates},
+              {"deflates", a.deflates},
+              {"cancels", a.cancels},
+              {"apply_errors", a.apply_errors},
+              {"in_hysteresis", a.in_hysteresis},
+              {"in_hysteresis_until_s", optional_json(a.in_hysteresis_until_s)},
+              {"host_pressure", a.host_pressure},
+              {"guest_pressure", a.guest_pressure},
+              {"major_faults_per_s", optional_json(a.major_faults_per_s)},
+              {"alloc_stalls_per_s", optional_json(a.alloc_stalls_per_s)},
+              {"installs_per_s", optional_json(a.installs_per_s)},
+              {"guest_available_bytes", optional_json(a.guest_available_bytes)},
+              {"tick_ms", a.tick_ms},
+              {"hysteresis_ms", a.hysteresis_ms},
+              {"step_bytes", a.step_bytes},
+              {"floor_bytes", a.floor_bytes}};
+    if (a.psi_error) j["psi_error"] = *a.psi_error;
+    return j;
+}
+
 json balloon_info_json(const BalloonInfo& b) {
     json j = {{"kind", b.kind}, {"target_bytes", b.target_bytes}, {"actual_bytes", b.actual_bytes}};
+    j["auto_balloon"] = auto_balloon_json(b.auto_balloon);
     if (b.hyperalloc) {
         j["hyperalloc"] = hyperalloc_json(*b.hyperalloc);
         return j;
@@ -140,6 +204,8 @@ json balloon_statistics_json(const BalloonInfo& b) {
               {"actual_mib", b.actual_bytes >> 20}};
     if (b.statistics) add_statistics(j, *b.statistics);
     if (b.hyperalloc) j["hyperalloc"] = hyperalloc_json(*b.hyperalloc);
+    // Only with auto=on, so that Firecracker's shape stays as it is otherwise.
+    if (b.auto_balloon) j["auto_balloon"] = auto_balloon_json(b.auto_balloon);
     return j;
 }
 

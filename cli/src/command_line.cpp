@@ -47,15 +47,24 @@ constexpr std::array kFlags = {
              "A balloon with an initial target of SIZE (smaller than guest memory).\n"
              "model=hyperalloc (default; needs a HyperAlloc guest driver): size= a multiple\n"
              "of 2 MiB (default 0); auto= reclaim the guest's free 2 MiB frames every period\n"
-             "(default off); period= e.g. 5s or 500ms, at least 10ms (default 5s);\n"
-             "auto_limit= at most SIZE per period with auto=on (default 0: no limit);\n"
+             "and size the balloon automatically (default off); period= e.g. 5s or 500ms,\n"
+             "at least 10ms (default 5s); auto_limit= at most SIZE per period with auto=on\n"
+             "while nobody is under memory pressure (default 0: no limit);\n"
              "shrink_pagecache= ask the guest to drop page cache when a shrink falls short\n"
              "(default on); install=vcpu|worker: the thread that backs frames the guest\n"
              "takes back (default vcpu).\n"
              "model=virtio (the standard virtio-balloon): size= required, a multiple of 4 KiB;\n"
              "deflate_on_oom= the guest may take pages back under OOM (default off);\n"
              "free_page_reporting= the guest reports free pages, which are discarded (default off);\n"
-             "stats_polling_interval_s= guest statistics every N seconds (default 0: none)."},
+             "stats_polling_interval_s= guest statistics every N seconds (default 0: none;\n"
+             "2 with auto=on); auto=on sizes the balloon automatically.\n"
+             "auto=on (both models): the balloon follows host memory pressure (PSI) and\n"
+             "gives memory back at once when the guest runs short (docs/auto-balloon.md).\n"
+             "Its keys: psi=system|cgroup|PATH, psi_trigger=some|full|off, psi_stall=,\n"
+             "psi_window=, tick=, step=, floor=, hysteresis=, host_psi_high=, host_psi_low=,\n"
+             "host_psi_full=, host_psi_idle=, guest_avail_pct=, guest_avail_min=,\n"
+             "guest_majflt_rate=, guest_stall_rate=, stats_max_age=, idle_step=;\n"
+             "hyperalloc also install_rate= and soft_reclaim=."},
     FlagSpec{"api-socket", 0, Arity::one, false, "path=PATH",
              "Serve the REST API (docs/api.md) on a Unix socket at PATH (mode 0600).\n"
              "Control it with curl --unix-socket PATH or 'vmm remote --api-socket PATH'."},

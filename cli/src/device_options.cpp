@@ -2,8 +2,10 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <regex>
 
+#include "balloon/auto/policy.h"
 #include "cli/option_parser.h"
 
 namespace vmm::cli {
@@ -127,10 +129,6 @@ Result<void> parse_virtio_balloon_keys(const OptionParser& parser, BalloonConfig
     for (const char* key : {"period", "auto_limit", "shrink_pagecache", "install"}) {
         if (parser.is_set(key)) return Error::msg("{} applies to model=hyperalloc", key);
     }
-    // auto=off states the virtio-balloon's behaviour; auto=on asks for something it lacks.
-    if (VMM_TRY(parser.get_bool("auto")).value_or(false)) {
-        return Error::msg("auto=on needs model=hyperalloc (automatic virtio-balloon sizing is not available yet)");
-    }
     if (balloon.size % 4096 != 0) return Error::msg("size {} is not a multiple of 4 KiB", format_size(balloon.size));
     balloon.deflate_on_oom = VMM_TRY(parser.get_bool("deflate_on_oom")).value_or(false);
     balloon.free_page_reporting = VMM_TRY(parser.get_bool("free_page_reporting")).value_or(false);
@@ -149,7 +147,8 @@ Result<void> parse_hyperalloc_keys(const OptionParser& parser, BalloonConfig& ba
         return Error::msg("size {} is not a multiple of 2 MiB (HyperAlloc reclaims 2 MiB frames)",
                           format_size(balloon.size));
     }
-    balloon.auto_mode = VMM_TRY(parser.get_bool("auto")).value_or(false);
+    // auto=on: the controller, and the device's own soft-reclaim passes it rations.
+    balloon.auto_mode = balloon.auto_balloon.has_value();
     if (auto period = VMM_TRY(parser.get_string("period"))) {
         balloon.auto_period_ms = VMM_TRY(parse_duration_ms(*period, "period"));
         if (balloon.auto_period_ms < kMinPeriodMs) {
@@ -176,6 +175,90 @@ Result<void> parse_hyperalloc_keys(const OptionParser& parser, BalloonConfig& ba
     return ok();
 }
 
+namespace ab = balloon::auto_balloon;
+
+// Default statistics period with auto=on and model=virtio: the policy needs fresh
+// guest statistics (the default tick is 5 s).
+constexpr uint32_t kAutoStatsIntervalS = 2;
+
+// The virtio-balloon's controller reads the guest's statistics: the queue must be on
+// and polled at least once a tick, and a report must stay fresh for two polls.
+Result<void> check_virtio_auto(BalloonConfig& balloon, bool interval_given) {
+    const ab::PolicyConfig& policy = balloon.auto_balloon->policy;
+    if (!interval_given) balloon.stats_polling_interval_s = kAutoStatsIntervalS;
+    uint64_t interval_ms = uint64_t{balloon.stats_polling_interval_s} * 1000;
+    if (interval_ms == 0) {
+        return Error::msg("auto=on with model=virtio needs guest statistics: stats_polling_interval_s must not be 0");
+    }
+    if (interval_ms > static_cast<uint64_t>(policy.tick.count())) {
+        return Error::msg("stats_polling_interval_s={} is longer than the auto-balloon tick ({} ms)",
+                          balloon.stats_polling_interval_s, policy.tick.count());
+    }
+    if (static_cast<uint64_t>(policy.stats_max_age.count()) < 2 * interval_ms) {
+        return Error::msg("stats_max_age ({} ms) must be at least twice stats_polling_interval_s={}",
+                          policy.stats_max_age.count(), balloon.stats_polling_interval_s);
+    }
+    return ok();
+}
+
+// HyperAlloc: soft_reclaim= (policy) and auto_limit= (device) both name the most an
+// auto pass takes while nobody is under pressure; without either the device's
+// default holds (no limit, as auto mode without the controller).
+Result<void> set_hyperalloc_soft_reclaim(const OptionParser& parser, BalloonConfig& balloon) {
+    ab::PolicyConfig& policy = balloon.auto_balloon->policy;
+    bool soft_given = parser.is_set("soft_reclaim");
+    if (soft_given && parser.is_set("auto_limit")) {
+        return Error::msg("soft_reclaim= and auto_limit= set the same limit; give one of them");
+    }
+    if (!soft_given) {
+        policy.soft_reclaim_calm_bytes =
+            balloon.auto_limit_bytes == 0 ? ab::kSoftReclaimUnlimited : balloon.auto_limit_bytes;
+    }
+    return ok();
+}
+
+// The policy keys (balloon/auto/policy_config.h): only with auto=on. `ram` is the
+// guest memory size.
+Result<void> parse_auto_keys(const OptionParser& parser, BalloonConfig& balloon, uint64_t ram) {
+    bool on = VMM_TRY(parser.get_bool("auto")).value_or(false);
+    std::vector<std::string_view> given;
+    for (std::string_view key : ab::auto_option_keys()) {
+        if (parser.is_set(key)) given.push_back(key);
+    }
+    if (!on) {
+        if (!given.empty()) return Error::msg("{}= is an auto-balloon option and needs auto=on", given.front());
+        return ok();
+    }
+    ab::AutoBalloonOptions options;
+    bool hyperalloc = balloon.model == BalloonModel::hyperalloc;
+    options.policy.kind = hyperalloc ? ab::BalloonKind::hyperalloc : ab::BalloonKind::virtio_balloon;
+    // The policy's 512 MiB floor would leave a small guest nothing to give (and undo
+    // any size= or resize): a quarter of its RAM at most, in whole balloon units.
+    uint64_t quarter = ram / 4 / options.policy.granularity() * options.policy.granularity();
+    options.policy.floor_bytes = std::min(options.policy.floor_bytes, quarter);
+    if (hyperalloc) {
+        // A HyperAlloc guest reports free frames, not MemAvailable: one that uses all
+        // its memory is not short of it until it re-installs frames (install_rate).
+        // Its free memory still bounds how far an inflate goes.
+        options.policy.guest.available_min_fraction = 0;
+        options.policy.guest.available_min_bytes = 0;
+    }
+    for (std::string_view key : given) {
+        if (!hyperalloc && (key == "soft_reclaim" || key == "install_rate")) {
+            return Error::msg("{} applies to model=hyperalloc", key);
+        }
+        auto value = VMM_TRY(parser.get_string(key));
+        VMM_TRY(ab::apply_option(options, key, value.value_or("")));
+    }
+    VMM_TRY(ab::validate(options));
+    if (options.policy.floor_bytes >= ram) {
+        return Error::msg("floor {} must be smaller than guest memory ({})", format_size(options.policy.floor_bytes),
+                          format_size(ram));
+    }
+    balloon.auto_balloon = std::move(options);
+    return ok();
+}
+
 }  // namespace
 
 Result<BalloonConfig> parse_balloon(std::string_view value, uint64_t ram) {
@@ -183,6 +266,7 @@ Result<BalloonConfig> parse_balloon(std::string_view value, uint64_t ram) {
     parser.add("model").add("size");
     parser.add("deflate_on_oom").add("free_page_reporting").add("stats_polling_interval_s");
     parser.add("auto").add("period").add("auto_limit").add("shrink_pagecache").add("install");
+    for (std::string_view key : ab::auto_option_keys()) parser.add(std::string(key));
     VMM_TRY(parser.parse(value));
     BalloonConfig balloon;
     balloon.model = VMM_TRY(balloon_model(parser));
@@ -194,10 +278,13 @@ Result<BalloonConfig> parse_balloon(std::string_view value, uint64_t ram) {
         return Error::msg("size {} must be smaller than guest memory ({})", format_size(balloon.size),
                           format_size(ram));
     }
+    VMM_TRY(parse_auto_keys(parser, balloon, ram));
     if (balloon.model == BalloonModel::virtio) {
         VMM_TRY(parse_virtio_balloon_keys(parser, balloon));
+        if (balloon.auto_balloon) VMM_TRY(check_virtio_auto(balloon, parser.is_set("stats_polling_interval_s")));
     } else {
         VMM_TRY(parse_hyperalloc_keys(parser, balloon));
+        if (balloon.auto_balloon) VMM_TRY(set_hyperalloc_soft_reclaim(parser, balloon));
     }
     return balloon;
 }

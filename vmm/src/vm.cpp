@@ -16,6 +16,7 @@
 #include "vmm/boot/cpuid.h"
 #include "vmm/boot/e820.h"
 #include "vmm/boot/kernel_loader.h"
+#include "vmm/auto_balloon.h"
 #include "vmm/boot/mptable.h"
 #include "vmm/console_io.h"
 #include "vmm/pvm_workarounds.h"

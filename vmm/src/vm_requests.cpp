@@ -8,6 +8,7 @@
 #include "balloon/virtio_balloon.h"
 #include "common/log.h"
 #include "legacy_devices.h"
+#include "vmm/auto_balloon.h"
 #include "vmm/version.h"
 #include "vmm/virtio_mmio_devices.h"
 #include "vmm/vm.h"
@@ -66,7 +67,8 @@ HyperAllocInfo hyperalloc_info(const balloon::hyperalloc::HyperAllocDevice& devi
     h.installs_per_s = stats.installs_per_s;
     h.auto_mode = options.auto_mode;
     h.auto_period_ms = static_cast<uint32_t>(options.auto_period.count());
-    h.auto_limit_bytes = options.auto_limit_bytes;
+    h.auto_limit_bytes = stats.auto_limit_bytes;
+    h.auto_paused = stats.auto_paused;
     h.auto_reclaimed_bytes = stats.auto_reclaimed_bytes;
     h.discard_calls = stats.discard_calls;
     h.bad_records = stats.bad_records;
@@ -80,6 +82,7 @@ HyperAllocInfo hyperalloc_info(const balloon::hyperalloc::HyperAllocDevice& devi
 
 BalloonInfo Vm::balloon_info() const {
     BalloonInfo info;
+    if (m_auto_balloon) info.auto_balloon = m_auto_balloon->info();
     if (m_hyperalloc) {
         info.kind = "hyperalloc";
         info.hyperalloc = hyperalloc_info(*m_hyperalloc);

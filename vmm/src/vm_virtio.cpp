@@ -9,6 +9,7 @@
 #include "devices/virtio/net/mac.h"
 #include "devices/virtio/net/net_device.h"
 #include "devices/virtio/rng/rng_device.h"
+#include "vmm/auto_balloon.h"
 #include "vmm/console_io.h"
 #include "vmm/virtio_mmio_devices.h"
 #include "vmm/vm.h"
@@ -36,15 +37,23 @@ balloon::hyperalloc::HyperAllocOptions hyperalloc_options(const BalloonConfig& b
 
 Result<void> Vm::add_balloon(const BalloonConfig& b) {
     uint64_t ram = m_memory->total_size();
+    std::unique_ptr<AutoBalloonPort> port;
     if (b.model == BalloonModel::hyperalloc) {
         auto device = VMM_TRY(balloon::hyperalloc::HyperAllocDevice::create(hyperalloc_options(b, m_config.cpus.boot), ram));
         m_hyperalloc = device;
-        return m_virtio->add(device, "balloon");
+        VMM_TRY(m_virtio->add(device, "balloon"));
+        port = make_auto_balloon_port(device);
+    } else {
+        balloon::BalloonOptions options{b.size, b.deflate_on_oom, b.free_page_reporting, b.stats_polling_interval_s};
+        auto device = VMM_TRY(balloon::VirtioBalloon::create(options, ram));
+        m_balloon = device;
+        VMM_TRY(m_virtio->add(device, "balloon"));
+        port = make_auto_balloon_port(device);
     }
-    balloon::BalloonOptions options{b.size, b.deflate_on_oom, b.free_page_reporting, b.stats_polling_interval_s};
-    auto device = VMM_TRY(balloon::VirtioBalloon::create(options, ram));
-    m_balloon = device;
-    return m_virtio->add(device, "balloon");
+    if (b.auto_balloon) {
+        m_auto_balloon = VMM_TRY(AutoBalloonController::create(*b.auto_balloon, std::move(port), ram, *m_loop));
+    }
+    return ok();
 }
 
 Result<void> Vm::setup_virtio_devices() {

@@ -285,7 +285,9 @@ Decision AutoBalloonPolicy::decide(const PolicyInput& in) {
             d.reason += "; soft reclaim unlimited";
         } else {
             d.soft_reclaim_bytes = m_config.soft_reclaim_calm_bytes;
-            d.reason += fmt::format("; soft reclaim {}/period", format_mib(m_config.soft_reclaim_calm_bytes));
+            d.reason += m_config.soft_reclaim_calm_bytes == kSoftReclaimUnlimited
+                            ? std::string("; soft reclaim unlimited")
+                            : fmt::format("; soft reclaim {}/period", format_mib(m_config.soft_reclaim_calm_bytes));
         }
     }
     record(d, in.now);

@@ -148,6 +148,12 @@ Result<void> validate(const PolicyConfig& c) {
 
 bool is_auto_option(std::string_view key) { return setters().contains(key); }
 
+std::vector<std::string_view> auto_option_keys() {
+    std::vector<std::string_view> keys;
+    for (const auto& [key, setter] : setters()) keys.push_back(key);
+    return keys;
+}
+
 Result<void> apply_option(AutoBalloonOptions& options, std::string_view key, std::string_view value) {
     auto it = setters().find(key);
     if (it == setters().end()) return Error::msg("unknown auto balloon option '{}'", key);

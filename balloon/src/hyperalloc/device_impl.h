@@ -142,6 +142,11 @@ struct HyperAllocDevice::Impl {
     DeviceCounters counters;
     RateWindow install_rate;
 
+    // Auto-pass rationing (set_auto_limit, pause_auto): read once per pass, so
+    // atomics rather than the zone lock.
+    std::atomic<uint64_t> auto_limit_bytes;
+    std::atomic<bool> auto_paused{false};
+
     // Config space; read under the transport's lock, so not under the zone lock.
     std::atomic<uint32_t> config_shrink_pagecache{0};
     mutable log::RateLimiter log_limit;

@@ -200,8 +200,9 @@ void HyperAllocDevice::Impl::apply_target(Trigger trigger, Pending& pending) {
 }
 
 void HyperAllocDevice::Impl::auto_pass() {
-    if (!auto_mode()) return;
-    uint64_t limit = options.auto_limit_bytes == 0 ? UINT64_MAX : options.auto_limit_bytes / kFrameBytes;
+    if (!auto_mode() || auto_paused.load()) return;
+    uint64_t limit_bytes = auto_limit_bytes.load();
+    uint64_t limit = limit_bytes == 0 ? UINT64_MAX : limit_bytes / kFrameBytes;
     uint64_t done = 0;
     for (size_t zi = 0; done < limit; ++zi) {
         uint64_t next = 0;  // the next child of this zone to look at

@@ -52,7 +52,7 @@ Zone::Zone(const memory::GuestMemory& mem, const ValidatedZone& validated)
 HyperAllocDevice::Impl::Impl(const HyperAllocOptions& opts, uint64_t ram_bytes, UniqueFd timer_fd)
     : options(opts), guest_ram_bytes(ram_bytes), timer(std::move(timer_fd)),
       queue_locks(std::make_unique<std::mutex[]>(2 + opts.vcpus)),
-      target_frames(opts.target_bytes / kFrameBytes) {}
+      target_frames(opts.target_bytes / kFrameBytes), auto_limit_bytes(opts.auto_limit_bytes) {}
 
 void HyperAllocDevice::Impl::arm_timer(bool on) const {
     itimerspec spec{};
@@ -253,6 +253,16 @@ void HyperAllocDevice::set_dma_mapper(std::shared_ptr<memory::DmaMapper> mapper)
     std::lock_guard zone(m_impl->zone_mutex);
     m_impl->mapper = std::move(mapper);
 }
+
+Result<void> HyperAllocDevice::set_auto_limit(uint64_t bytes) {
+    if (bytes % kFrameBytes != 0) {
+        return Error::msg("hyperalloc: auto limit of {} bytes is not a multiple of 2 MiB", bytes);
+    }
+    m_impl->auto_limit_bytes.store(bytes);
+    return ok();
+}
+
+void HyperAllocDevice::pause_auto(bool paused) { m_impl->auto_paused.store(paused); }
 
 void HyperAllocDevice::run_auto_pass_for_test() {
     std::shared_lock life(m_impl->lifecycle);

@@ -59,6 +59,8 @@ HyperAllocStats HyperAllocDevice::stats() const {
     s.install_errors = d.counters.install_errors;
     s.installs_per_s = d.install_rate.rate(Clock::now());
     s.auto_reclaimed_bytes = d.counters.auto_reclaimed_frames * kFrameBytes;
+    s.auto_limit_bytes = d.auto_limit_bytes.load();
+    s.auto_paused = d.auto_paused.load();
     s.discard_calls = d.counters.discard_calls;
     s.bad_records = d.counters.bad_records;
     s.pagecache_shrink_pending = d.pagecache_outstanding;

@@ -189,7 +189,8 @@ TEST_CASE("a HyperAlloc balloon renders its block and config with snake_case nam
                                          {"auto_period_ms", 500},
                                          {"auto_limit_bytes", 32ull << 20},
                                          {"shrink_pagecache", false},
-                                         {"install_path", "worker"}});
+                                         {"install_path", "worker"},
+                                         {"auto_balloon", false}});
     const json& b = j["balloon"];
     CHECK(b["kind"] == "hyperalloc");
     CHECK(b["target_bytes"] == (512ull << 20));
@@ -209,6 +210,7 @@ TEST_CASE("a HyperAlloc balloon renders its block and config with snake_case nam
                                   {"auto_mode", true},
                                   {"auto_period_ms", 500},
                                   {"auto_limit_bytes", 32ull << 20},
+                                  {"auto_paused", false},
                                   {"auto_reclaimed_bytes", 96ull << 20},
                                   {"discard_calls", 11},
                                   {"bad_records", 1},
@@ -238,4 +240,126 @@ TEST_CASE("vm.balloon-statistics adds the HyperAlloc block after Firecracker's s
     CHECK(j["hyperalloc"]["soft_reclaimed_bytes"] == (64ull << 20));
     CHECK(j["hyperalloc"]["zones"].size() == 2);
     CHECK(j.size() == 5);
+}
+
+namespace {
+
+AutoBalloonInfo sample_auto() {
+    AutoBalloonInfo a;
+    a.psi_path = "/proc/pressure/memory";
+    a.psi_mode = "trigger";
+    a.psi_mode_reason = "PSI trigger 'some 200000 2000000' registered";
+    PsiInfo psi;
+    psi.some_avg10 = 17.29;
+    psi.some_avg60 = 4.5;
+    psi.some_avg300 = 1.25;
+    psi.some_total_us = 123456;
+    psi.full_avg10 = 3.5;
+    psi.full_avg60 = 1.0;
+    psi.full_avg300 = 0.25;
+    psi.full_total_us = 4567;
+    a.last_psi = psi;
+    a.last_decision = AutoBalloonDecisionInfo{"none", 256ull << 20, std::nullopt, "no pressure: hold", 75.5};
+    a.last_action = AutoBalloonDecisionInfo{"inflate", 256ull << 20, std::nullopt,
+                                            "host PSI some avg10 17.29% > 10%: inflate by 256 MiB to 256 MiB", 70.0};
+    a.ticks = 16;
+    a.psi_events = 2;
+    a.inflates = 1;
+    a.deflates = 3;
+    a.cancels = 1;
+    a.in_hysteresis_until_s = 125.0;
+    a.in_hysteresis = true;
+    a.host_pressure = true;
+    a.alloc_stalls_per_s = 2.5;
+    a.guest_available_bytes = 900ull << 20;
+    a.tick_ms = 5000;
+    a.hysteresis_ms = 60000;
+    a.step_bytes = 256ull << 20;
+    a.floor_bytes = 512ull << 20;
+    return a;
+}
+
+}  // namespace
+
+TEST_CASE("the auto-balloon block renders every decision field", "[api][render][auto]") {
+    BalloonInfo b = sample_balloon(true);
+    b.auto_balloon = sample_auto();
+    VmInfo info;
+    info.balloon = b;
+    json a = body_of(render_reply(info))["balloon"]["auto_balloon"];
+    CHECK(a["enabled"] == true);
+    CHECK(a["psi_path"] == "/proc/pressure/memory");
+    CHECK(a["psi_mode"] == "trigger");
+    CHECK(a["psi_mode_reason"] == "PSI trigger 'some 200000 2000000' registered");
+    CHECK(a["last_psi"] == json{{"some", {{"avg10", 17.29}, {"avg60", 4.5}, {"avg300", 1.25}, {"total_us", 123456}}},
+                                {"full", {{"avg10", 3.5}, {"avg60", 1.0}, {"avg300", 0.25}, {"total_us", 4567}}}});
+    CHECK(a["last_decision"] ==
+          json{{"action", "none"}, {"target_bytes", 256ull << 20}, {"reason", "no pressure: hold"}, {"at_s", 75.5}});
+    CHECK(a["last_action"]["action"] == "inflate");
+    CHECK(a["last_action"]["at_s"] == 70.0);
+    CHECK_FALSE(a["last_action"].contains("soft_reclaim"));  // virtio-balloon
+    CHECK(a["ticks"] == 16);
+    CHECK(a["psi_events"] == 2);
+    CHECK(a["inflates"] == 1);
+    CHECK(a["deflates"] == 3);
+    CHECK(a["cancels"] == 1);
+    CHECK(a["apply_errors"] == 0);
+    CHECK(a["in_hysteresis"] == true);
+    CHECK(a["in_hysteresis_until_s"] == 125.0);
+    CHECK(a["host_pressure"] == true);
+    CHECK(a["guest_pressure"] == false);
+    CHECK(a["major_faults_per_s"].is_null());
+    CHECK(a["alloc_stalls_per_s"] == 2.5);
+    CHECK(a["installs_per_s"].is_null());
+    CHECK(a["guest_available_bytes"] == (900ull << 20));
+    CHECK(a["tick_ms"] == 5000);
+    CHECK(a["hysteresis_ms"] == 60000);
+    CHECK(a["step_bytes"] == (256ull << 20));
+    CHECK(a["floor_bytes"] == (512ull << 20));
+    CHECK_FALSE(a.contains("psi_error"));
+
+    // vm.balloon-statistics carries the same block.
+    json stats = body_of(render_reply(b));
+    CHECK(stats["auto_balloon"] == a);
+}
+
+TEST_CASE("the auto-balloon block: disabled, no PSI, HyperAlloc soft reclaim", "[api][render][auto]") {
+    VmInfo info;
+    info.balloon = sample_balloon(false);
+    CHECK(body_of(render_reply(info))["balloon"]["auto_balloon"] == json{{"enabled", false}});
+    // vm.balloon-statistics keeps Firecracker's shape without auto=on.
+    CHECK_FALSE(body_of(render_reply(sample_balloon(false))).contains("auto_balloon"));
+
+    AutoBalloonInfo none;
+    none.psi_mode = "unavailable";
+    none.psi_mode_reason = "opening PSI file /proc/pressure/memory: No such file or directory";
+    none.psi_error = "reading: Operation not supported";
+    BalloonInfo b = sample_hyperalloc();
+    b.auto_balloon = none;
+    json a = body_of(render_reply(b))["auto_balloon"];
+    CHECK(a["psi_mode"] == "unavailable");
+    CHECK(a["last_psi"].is_null());
+    CHECK(a["last_decision"].is_null());
+    CHECK(a["in_hysteresis_until_s"].is_null());
+    CHECK(a["psi_error"] == "reading: Operation not supported");
+
+    struct Case {
+        uint64_t bytes;
+        const char* word;
+    };
+    for (Case c : {Case{0, "stopped"}, Case{UINT64_MAX, "unlimited"}, Case{64ull << 20, "limited"}}) {
+        INFO(c.word);
+        none.last_decision = AutoBalloonDecisionInfo{"none", 0, c.bytes, "r", 1.0};
+        b.auto_balloon = none;
+        json d = body_of(render_reply(b))["auto_balloon"]["last_decision"];
+        CHECK(d["soft_reclaim"] == c.word);
+        CHECK(d.contains("soft_reclaim_bytes") == (c.bytes == (64ull << 20)));
+        if (d.contains("soft_reclaim_bytes")) CHECK(d["soft_reclaim_bytes"] == (64ull << 20));
+    }
+    // A sample without a full line (older kernels' CPU file) has no "full".
+    PsiInfo some_only;
+    some_only.some_avg10 = 1;
+    none.last_psi = some_only;
+    b.auto_balloon = none;
+    CHECK_FALSE(body_of(render_reply(b))["auto_balloon"]["last_psi"].contains("full"));
 }

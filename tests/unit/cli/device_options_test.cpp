@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "cli/command_line.h"
+#include "balloon/auto/policy.h"
 #include "cli/device_options.h"
 
 using namespace vmm::cli;
@@ -173,9 +174,104 @@ TEST_CASE("balloon keys of the other model are errors", "[device_options]") {
         CHECK(error_of({"--balloon", fmt::format("model=virtio,size=2M,{}", key)}) ==
               fmt::format("--balloon: {} applies to model=hyperalloc", name));
     }
-    CHECK(error_of({"--balloon", "model=virtio,size=2M,auto=on"}) ==
-          "--balloon: auto=on needs model=hyperalloc (automatic virtio-balloon sizing is not available yet)");
-    // auto=off is what a virtio-balloon does anyway.
+    // auto=off is what a virtio-balloon does by default.
     CHECK_FALSE(run_with({"--balloon", "model=virtio,size=2M,auto=off"}).vm.balloon->auto_mode);
+    CHECK_FALSE(run_with({"--balloon", "model=virtio,size=2M,auto=off"}).vm.balloon->auto_balloon);
     CHECK(error_of({"--balloon", "size=2M,bogus=1"}) == "--balloon: unknown key 'bogus'");
+}
+
+TEST_CASE("balloon auto=on starts the controller for model=virtio", "[device_options][auto]") {
+    auto run = run_with({"--memory", "size=2G", "--balloon", "model=virtio,size=0,auto=on"});
+    const vmm::BalloonConfig& b = *run.vm.balloon;
+    REQUIRE(b.auto_balloon);
+    CHECK(b.auto_balloon->policy.kind == vmm::balloon::auto_balloon::BalloonKind::virtio_balloon);
+    // The policy needs guest statistics: polled every 2 s unless given.
+    CHECK(b.stats_polling_interval_s == 2);
+    CHECK_FALSE(b.auto_mode);  // HyperAlloc's soft-reclaim passes do not apply
+    CHECK(b.auto_balloon->policy.step_bytes == 256ull << 20);
+    CHECK(b.auto_balloon->policy.floor_bytes == 512ull << 20);
+    CHECK(b.auto_balloon->psi.path == "/proc/pressure/memory");
+    // A small guest keeps a quarter of its RAM by default, not 512 MiB (all of it).
+    auto small = run_with({"--memory", "size=512M", "--balloon", "model=virtio,size=64M,auto=on"});
+    CHECK(small.vm.balloon->auto_balloon->policy.floor_bytes == 128ull << 20);
+    auto odd = run_with({"--memory", "size=1000M", "--balloon", "size=0,auto=on"});
+    CHECK(odd.vm.balloon->auto_balloon->policy.floor_bytes == 250ull << 20);
+    CHECK(error_of({"--memory", "size=1G", "--balloon", "model=virtio,size=0,auto=on,floor=1G"}) ==
+          "--balloon: floor 1G must be smaller than guest memory (1G)");
+    CHECK(b.auto_balloon->psi.use_trigger);
+
+    auto keyed = run_with({"--memory", "size=2G", "--balloon",
+                           "model=virtio,size=0,auto=on,stats_polling_interval_s=1,step=64M,floor=256M,"
+                           "hysteresis=10s,tick=1s,stats_max_age=3s,host_psi_high=20,host_psi_low=8,"
+                           "guest_avail_min=64M,psi=/tmp/fake-psi,psi_trigger=off"});
+    const auto& o = *keyed.vm.balloon->auto_balloon;
+    CHECK(keyed.vm.balloon->stats_polling_interval_s == 1);
+    CHECK(o.policy.step_bytes == 64ull << 20);
+    CHECK(o.policy.floor_bytes == 256ull << 20);
+    CHECK(o.policy.hysteresis == std::chrono::seconds(10));
+    CHECK(o.policy.tick == std::chrono::seconds(1));
+    CHECK(o.policy.stats_max_age == std::chrono::seconds(3));
+    CHECK(o.policy.host.some_high == 20.0);
+    CHECK(o.policy.host.some_low == 8.0);
+    CHECK(o.policy.guest.available_min_bytes == 64ull << 20);
+    CHECK(o.psi.path == "/tmp/fake-psi");
+    CHECK_FALSE(o.psi.use_trigger);
+}
+
+TEST_CASE("balloon auto=on for model=virtio checks the statistics period", "[device_options][auto]") {
+    CHECK(error_of({"--balloon", "model=virtio,size=0,auto=on,stats_polling_interval_s=0"}) ==
+          "--balloon: auto=on with model=virtio needs guest statistics: stats_polling_interval_s must not be 0");
+    CHECK(error_of({"--balloon", "model=virtio,size=0,auto=on,stats_polling_interval_s=6"}) ==
+          "--balloon: stats_polling_interval_s=6 is longer than the auto-balloon tick (5000 ms)");
+    CHECK(error_of({"--balloon", "model=virtio,size=0,auto=on,stats_polling_interval_s=5,stats_max_age=9s"}) ==
+          "--balloon: stats_max_age (9000 ms) must be at least twice stats_polling_interval_s=5");
+    CHECK(error_of({"--balloon", "model=virtio,size=0,auto=on,soft_reclaim=64M"}) ==
+          "--balloon: soft_reclaim applies to model=hyperalloc");
+    CHECK(error_of({"--balloon", "model=virtio,size=0,auto=on,install_rate=10"}) ==
+          "--balloon: install_rate applies to model=hyperalloc");
+}
+
+TEST_CASE("balloon auto=on for model=hyperalloc keeps auto mode and rations it", "[device_options][auto]") {
+    using vmm::balloon::auto_balloon::kSoftReclaimUnlimited;
+    auto run = run_with({"--memory", "size=2G", "--balloon", "auto=on"});
+    const vmm::BalloonConfig& b = *run.vm.balloon;
+    CHECK(b.auto_mode);
+    REQUIRE(b.auto_balloon);
+    CHECK(b.auto_balloon->policy.kind == vmm::balloon::auto_balloon::BalloonKind::hyperalloc);
+    // Without soft_reclaim= or auto_limit=, a calm auto pass takes every free frame.
+    CHECK(b.auto_balloon->policy.soft_reclaim_calm_bytes == kSoftReclaimUnlimited);
+    CHECK(b.stats_polling_interval_s == 0);
+    // Free frames bound inflates but are no pressure signal unless asked for.
+    CHECK(b.auto_balloon->policy.guest.available_min_bytes == 0);
+    CHECK(b.auto_balloon->policy.guest.available_min_fraction == 0);
+    auto avail = run_with({"--balloon", "auto=on,guest_avail_min=128M"});
+    CHECK(avail.vm.balloon->auto_balloon->policy.guest.available_min_bytes == 128ull << 20);
+
+    auto limited = run_with({"--balloon", "auto=on,auto_limit=64M"});
+    CHECK(limited.vm.balloon->auto_limit_bytes == 64ull << 20);
+    CHECK(limited.vm.balloon->auto_balloon->policy.soft_reclaim_calm_bytes == 64ull << 20);
+    auto soft = run_with({"--balloon", "auto=on,soft_reclaim=0,install_rate=32,step=2M"});
+    CHECK(soft.vm.balloon->auto_balloon->policy.soft_reclaim_calm_bytes == 0);
+    CHECK(soft.vm.balloon->auto_balloon->policy.guest.installs_per_s == 32.0);
+    CHECK(soft.vm.balloon->auto_balloon->policy.step_bytes == 2ull << 20);
+
+    CHECK(error_of({"--balloon", "auto=on,auto_limit=64M,soft_reclaim=32M"}) ==
+          "--balloon: soft_reclaim= and auto_limit= set the same limit; give one of them");
+    // HyperAlloc moves whole 2 MiB frames: a smaller step cannot be taken.
+    CHECK(error_of({"--balloon", "auto=on,step=1M"}) ==
+          "--balloon: auto balloon: step 1M is below the balloon's granularity 2M");
+}
+
+TEST_CASE("balloon auto-balloon keys need auto=on and valid values", "[device_options][auto]") {
+    CHECK(error_of({"--balloon", "step=64M"}) == "--balloon: step= is an auto-balloon option and needs auto=on");
+    CHECK(error_of({"--balloon", "model=virtio,size=0,auto=off,psi=/x"}) ==
+          "--balloon: psi= is an auto-balloon option and needs auto=on");
+    CHECK(error_of({"--balloon", "auto=on,psi=relative/path"}).find("not system, cgroup or an absolute path") !=
+          std::string::npos);
+    CHECK(error_of({"--balloon", "auto=on,host_psi_low=20,host_psi_high=10"}).find("host_psi_low") !=
+          std::string::npos);
+    CHECK(error_of({"--balloon", "auto=on,tick=50ms"}) == "--balloon: auto balloon: tick must be at least 100ms");
+    CHECK(error_of({"--balloon", "auto=on,hysteresis=soon"}).find("auto balloon option hysteresis") !=
+          std::string::npos);
+    CHECK(error_of({"--balloon", "auto=on,psi_window=20s"}).find("outside 500 ms..10 s") != std::string::npos);
 }

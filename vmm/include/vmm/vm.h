@@ -33,6 +33,8 @@ class ConsoleDevice;
 
 namespace vmm {
 
+class AutoBalloonController;
+
 // What ping answers, also without a VM.
 PingInfo ping_info();
 
@@ -101,6 +103,9 @@ private:
     // At most one of the two balloons (--balloon model=), for resize and statistics.
     std::shared_ptr<balloon::VirtioBalloon> m_balloon;
     std::shared_ptr<balloon::hyperalloc::HyperAllocDevice> m_hyperalloc;
+    // --balloon ...,auto=on: sizes whichever balloon there is; on m_loop, and
+    // destroyed before the balloons and the loop.
+    std::unique_ptr<AutoBalloonController> m_auto_balloon;
     std::optional<memory::GuestAddress> m_entry;
     std::vector<std::byte> m_pending_input;  // stdin bytes the console has not taken yet
     std::function<size_t(std::span<const std::byte>)> m_input_target;

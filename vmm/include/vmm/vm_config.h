@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "balloon/auto/policy_config.h"
+
 namespace vmm {
 
 struct CpusConfig {
@@ -73,6 +75,9 @@ struct BalloonConfig {
     uint64_t auto_limit_bytes = 0;      // auto_limit=SIZE per period; 0 = unlimited
     bool shrink_pagecache = true;       // shrink_pagecache=on|off
     InstallPath install_path = InstallPath::vcpu;  // install=vcpu|worker
+    // auto=on, both models: the automatic balloon controller (docs/auto-balloon.md)
+    // with its policy keys. For hyperalloc auto=on also sets auto_mode.
+    std::optional<balloon::auto_balloon::AutoBalloonOptions> auto_balloon;
 };
 
 struct VmConfig {

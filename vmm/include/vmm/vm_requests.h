@@ -64,13 +64,59 @@ struct HyperAllocInfo {
     double installs_per_s = 0;
     bool auto_mode = false;
     uint32_t auto_period_ms = 0;
-    uint64_t auto_limit_bytes = 0;  // 0: no limit
+    uint64_t auto_limit_bytes = 0;  // the current per-pass limit; 0: no limit
+    bool auto_paused = false;       // the controller stopped soft reclaim
     uint64_t auto_reclaimed_bytes = 0;
     uint64_t discard_calls = 0;
     uint64_t bad_records = 0;
     bool pagecache_shrink_pending = false;
     std::vector<HyperAllocZoneInfo> zones;
     std::optional<uint64_t> host_rss_bytes;  // the VMM process's VmRSS when asked
+};
+
+// One decision of the automatic balloon controller (balloon/auto/policy.h).
+struct AutoBalloonDecisionInfo {
+    std::string action;         // "none", "inflate", "deflate", "cancel_inflate"
+    uint64_t target_bytes = 0;  // the balloon target after the decision
+    // HyperAlloc: the soft-reclaim limit per auto pass it set; 0 = stopped,
+    // UINT64_MAX = unlimited; nullopt for the virtio-balloon.
+    std::optional<uint64_t> soft_reclaim_bytes;
+    std::string reason;
+    double at_s = 0;  // seconds since the VMM started (the log's t=)
+};
+
+// A PSI sample (percentages of wall time; totals in µs).
+struct PsiInfo {
+    double some_avg10 = 0, some_avg60 = 0, some_avg300 = 0;
+    uint64_t some_total_us = 0;
+    std::optional<double> full_avg10, full_avg60, full_avg300;
+    std::optional<uint64_t> full_total_us;
+};
+
+// The automatic balloon controller's state (vmm/auto_balloon.h), for vm.info and
+// vm.balloon-statistics.
+struct AutoBalloonInfo {
+    std::string psi_path;         // empty: no PSI source (opening it failed)
+    std::string psi_mode;         // "trigger", "periodic" or "unavailable"
+    std::string psi_mode_reason;  // why (the trigger text, or the error)
+    std::optional<PsiInfo> last_psi;
+    std::optional<std::string> psi_error;  // the latest read failed
+    std::optional<AutoBalloonDecisionInfo> last_decision;
+    std::optional<AutoBalloonDecisionInfo> last_action;  // the latest that changed something
+    uint64_t ticks = 0;       // policy runs
+    uint64_t psi_events = 0;  // runs started by the PSI trigger
+    uint64_t inflates = 0, deflates = 0, cancels = 0;
+    uint64_t apply_errors = 0;  // decisions the balloon refused
+    std::optional<double> in_hysteresis_until_s;  // null before any guest pressure
+    bool in_hysteresis = false;
+    bool host_pressure = false;
+    bool guest_pressure = false;
+    std::optional<double> major_faults_per_s;
+    std::optional<double> alloc_stalls_per_s;
+    std::optional<double> installs_per_s;            // HyperAlloc
+    std::optional<uint64_t> guest_available_bytes;   // as the policy last saw it
+    // The settings that shape the decisions.
+    uint64_t tick_ms = 0, hysteresis_ms = 0, step_bytes = 0, floor_bytes = 0;
 };
 
 struct BalloonInfo {
@@ -83,6 +129,7 @@ struct BalloonInfo {
     uint32_t stats_polling_interval_s = 0;
     std::optional<BalloonStatistics> statistics;  // absent until the guest sent some
     std::optional<HyperAllocInfo> hyperalloc;     // kind "hyperalloc" only
+    std::optional<AutoBalloonInfo> auto_balloon;  // with auto=on only
 };
 
 struct VmInfo {

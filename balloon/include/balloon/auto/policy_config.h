@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "balloon/auto/psi_source.h"
 #include "common/result.h"
@@ -75,6 +76,8 @@ struct AutoBalloonOptions {
 // True for the keys apply_option() knows (so that the --balloon parser can pass
 // them on and keep rejecting the rest).
 bool is_auto_option(std::string_view key);
+// Every key apply_option() knows, sorted (for parsers that register keys up front).
+std::vector<std::string_view> auto_option_keys();
 // Sets one key=value from --balloon (e.g. "host_psi_high", "12.5"); error on an
 // unknown key or a malformed value. Run validate() on the result afterwards.
 [[nodiscard]] Result<void> apply_option(AutoBalloonOptions& options, std::string_view key,

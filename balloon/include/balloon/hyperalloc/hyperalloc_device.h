@@ -73,6 +73,8 @@ struct HyperAllocStats {
     uint64_t install_errors = 0;
     double installs_per_s = 0;      // over the last completed rate window (1 s)
     uint64_t auto_reclaimed_bytes = 0;  // total soft-reclaimed by auto mode
+    uint64_t auto_limit_bytes = 0;      // the current per-pass limit; 0 = no limit
+    bool auto_paused = false;           // pause_auto(true): passes skipped
     uint64_t discard_calls = 0;
     uint64_t bad_records = 0;
     bool pagecache_shrink_pending = false;
@@ -113,6 +115,12 @@ public:
     // mapped; reclaimed ranges are unmapped before their discard, installed frames
     // mapped before the install completes.
     void set_dma_mapper(std::shared_ptr<memory::DmaMapper> mapper);
+    // The automatic balloon controller (vmm/auto_balloon.h) rations soft reclaim:
+    // the most one auto pass may take (multiple of 2 MiB; 0 = no limit), and pausing
+    // the passes altogether while the guest is short of memory. Both take effect at
+    // the next pass; options().auto_limit_bytes keeps the configured start value.
+    [[nodiscard]] Result<void> set_auto_limit(uint64_t bytes);
+    void pause_auto(bool paused);
     // Tests: run one auto-mode pass now (same code as the timer).
     void run_auto_pass_for_test();
 

@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+
 #include "balloon/auto/counter_rate.h"
 #include "balloon/auto/policy_config.h"
 
@@ -148,4 +150,18 @@ TEST_CASE("counter rate: rates, resets and repeats", "[auto][policy]") {
     CHECK_FALSE(rate.last());
     CHECK_FALSE(rate.update(UINT64_MAX, 0ms));
     CHECK(rate.update(UINT64_MAX, 1000ms).value_or(-1) == Approx(0.0));
+}
+
+TEST_CASE("auto options: the key list is exactly what apply_option knows", "[auto][config]") {
+    std::vector<std::string_view> keys = auto_option_keys();
+    CHECK(keys.size() == 20);
+    CHECK(std::is_sorted(keys.begin(), keys.end()));
+    for (std::string_view key : keys) {
+        INFO(key);
+        CHECK(is_auto_option(key));
+    }
+    for (std::string_view key : {"step", "psi", "psi_trigger", "tick", "soft_reclaim"}) {
+        CHECK(std::find(keys.begin(), keys.end(), key) != keys.end());
+    }
+    CHECK(std::find(keys.begin(), keys.end(), "size") == keys.end());
 }

@@ -131,3 +131,46 @@ TEST_CASE("hard reclaim takes soft frames first, without discarding again", "[hy
     CHECK(s.h.counter("discard_calls") == calls);
     CHECK(s.h.free_counter(*s.zone) == s.initial_free - 10 * 512);
 }
+
+TEST_CASE("the auto limit can be changed at run time", "[hyperalloc][auto]") {
+    AutoSetup s;  // started without a limit
+    CHECK(s.h.dev->stats().auto_limit_bytes == 0);
+    REQUIRE(s.h.dev->set_auto_limit(2 * kFrame).has_value());
+    CHECK(s.h.dev->stats().auto_limit_bytes == 2 * kFrame);
+    s.h.dev->run_auto_pass_for_test();
+    CHECK(s.h.counter("soft_frames") == 2);
+    s.h.dev->run_auto_pass_for_test();
+    CHECK(s.h.counter("soft_frames") == 4);
+    // Back to no limit: the next pass takes every remaining free child.
+    REQUIRE(s.h.dev->set_auto_limit(0).has_value());
+    s.h.dev->run_auto_pass_for_test();
+    CHECK(s.h.counter("soft_frames") == 28);
+    CHECK(s.h.dev->options().auto_limit_bytes == 0);  // the configured value is kept
+}
+
+TEST_CASE("an auto limit that is not whole frames is refused and changes nothing", "[hyperalloc][auto]") {
+    AutoSetup s(auto_options(4 * kMiB));
+    auto r = s.h.dev->set_auto_limit(3 * kMiB);
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().message().find("multiple of 2 MiB") != std::string::npos);
+    CHECK(s.h.dev->stats().auto_limit_bytes == 4 * kMiB);
+    s.h.dev->run_auto_pass_for_test();
+    CHECK(s.h.counter("soft_frames") == 2);
+}
+
+TEST_CASE("paused auto mode soft-reclaims nothing until resumed", "[hyperalloc][auto]") {
+    AutoSetup s;
+    s.h.dev->pause_auto(true);
+    CHECK(s.h.dev->stats().auto_paused);
+    for (int i = 0; i < 3; ++i) s.h.dev->run_auto_pass_for_test();
+    CHECK(s.h.counter("soft_frames") == 0);
+    CHECK(s.h.counter("discard_calls") == 0);
+    // The period timer honours the pause too.
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    s.h.dev->process_backend(s.h.dev->backend_fds().at(0), 0);
+    CHECK(s.h.counter("soft_frames") == 0);
+    s.h.dev->pause_auto(false);
+    CHECK_FALSE(s.h.dev->stats().auto_paused);
+    s.h.dev->run_auto_pass_for_test();
+    CHECK(s.h.counter("soft_frames") == 28);
+}
