@@ -135,6 +135,7 @@ public:
         size_t bytes = sizeof(vfio_irq_set) + eventfds.size_bytes();
         std::vector<uint64_t> buf((bytes + 7) / 8, 0);
         auto* set = reinterpret_cast<vfio_irq_set*>(buf.data());
+        if (set == nullptr) return Error::msg("VFIO_DEVICE_SET_IRQS: no buffer");  // never: bytes >= header
         set->argsz = static_cast<uint32_t>(bytes);
         set->flags = action | (eventfds.empty() ? VFIO_IRQ_SET_DATA_NONE : VFIO_IRQ_SET_DATA_EVENTFD);
         set->index = index;
