@@ -12,13 +12,6 @@ namespace {
 
 bool page_aligned(uint64_t value) { return value % kPageSize == 0; }
 
-// MADV_POPULATE_WRITE (Linux 5.14); older C library headers lack the name.
-#ifdef MADV_POPULATE_WRITE
-constexpr int kMadvPopulateWrite = MADV_POPULATE_WRITE;
-#else
-constexpr int kMadvPopulateWrite = 23;
-#endif
-
 // Rejects a layout before anything is mapped: each range non-empty, page-aligned and
 // not wrapping; sorted ranges must not overlap.
 Result<void> validate_layout(std::span<const GuestRange> sorted) {
@@ -204,28 +197,8 @@ Result<void> GuestMemory::discard(GuestAddress addr, uint64_t len) const {
 
 Result<void> GuestMemory::populate(GuestAddress addr, uint64_t len) const {
     PageWindow w = VMM_TRY(page_window(addr, len, "populate"));
-    if (len == 0) return ok();
-    std::byte* host = w.region->m_mapping.host_at(w.offset);
-    // The kernel may stop early on a pending signal (EINTR) or transient
-    // contention (EAGAIN); what it already populated stays, so retrying is cheap.
-    for (int attempt = 0; attempt < 8; ++attempt) {
-        if (::madvise(host, len, kMadvPopulateWrite) == 0) return ok();
-        if (errno != EINTR && errno != EAGAIN) break;
-    }
-    if (errno != EINVAL) {
-        return Error::from_errno(
-            fmt::format("guest populate of {:#x} bytes at {:#x}: madvise(MADV_POPULATE_WRITE)",
-                        len, addr.raw));
-    }
-    // Kernels before 5.14 do not know MADV_POPULATE_WRITE: write-fault each page in.
-    // A compare-and-swap of a byte with itself writes without changing anything, even
-    // while the guest writes the same byte (then the CAS fails, but the page is
-    // already backed by the guest's own write).
-    for (uint64_t done = 0; done < len; done += kPageSize) {
-        GuestAddress page = addr.unchecked_add(done);
-        uint8_t value = VMM_TRY(load<uint8_t>(page, std::memory_order_relaxed));
-        VMM_TRY(compare_exchange<uint8_t>(page, value, value));
-    }
+    VMM_TRY_CTX(w.region->m_mapping.populate(w.offset, len),
+                fmt::format("guest populate of {:#x} bytes at {:#x}", len, addr.raw));
     return ok();
 }
 

@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <utility>
 
 #include "common/log.h"
@@ -59,18 +60,9 @@ Result<MmapRegion> MmapRegion::create(uint64_t size, const MappingOptions& optio
     // Populate only after MADV_HUGEPAGE: MAP_POPULATE at mmap time would fault in
     // 4 KiB pages before the advice exists, and every later discard, install and guest
     // access would then work on 4 KiB pages.
-    if (options.prefault && ::madvise(base, size, kMadvPopulateWrite) != 0) {
-        if (errno != EINVAL) {
-            int err = errno;
-            ::munmap(base, size);
-            errno = err;
-            return Error::from_errno(fmt::format("populating {:#x} bytes of guest RAM", size));
-        }
-        // Kernels before 5.14: touch every page (the mapping is fresh, so zeros).
-        auto* bytes = static_cast<volatile std::byte*>(base);
-        for (uint64_t off = 0; off < size; off += kPageSize) bytes[off] = std::byte{0};
-    }
-    return MmapRegion(static_cast<std::byte*>(base), size, options.backing, std::move(memfd));
+    MmapRegion region(static_cast<std::byte*>(base), size, options.backing, std::move(memfd));
+    if (options.prefault) VMM_TRY_CTX(region.populate(0, size), "prefaulting guest RAM");
+    return region;
 }
 
 MmapRegion::MmapRegion(MmapRegion&& other) noexcept
@@ -99,14 +91,42 @@ void MmapRegion::unmap() {
     m_memfd.reset();
 }
 
-Result<void> MmapRegion::discard(uint64_t offset, uint64_t len) const {
+Result<void> MmapRegion::check_window(const char* what, uint64_t offset, uint64_t len) const {
     if (!page_aligned(offset) || !page_aligned(len)) {
-        return Error::msg("discard [{:#x}, +{:#x}) is not page-aligned", offset, len);
+        return Error::msg("{} [{:#x}, +{:#x}) is not page-aligned", what, offset, len);
     }
     if (offset > m_size || len > m_size - offset) {
-        return Error::msg("discard [{:#x}, +{:#x}) exceeds the {:#x}-byte mapping", offset,
+        return Error::msg("{} [{:#x}, +{:#x}) exceeds the {:#x}-byte mapping", what, offset,
                           len, m_size);
     }
+    return ok();
+}
+
+Result<void> MmapRegion::populate(uint64_t offset, uint64_t len) const {
+    VMM_TRY(check_window("populate", offset, len));
+    if (len == 0) return ok();
+    std::byte* host = m_base + offset;
+    // The kernel may stop early on a pending signal (EINTR) or transient
+    // contention (EAGAIN); what it already populated stays, so retrying is cheap.
+    for (int attempt = 0; attempt < 8; ++attempt) {
+        if (::madvise(host, len, kMadvPopulateWrite) == 0) return ok();
+        if (errno != EINTR && errno != EAGAIN) break;
+    }
+    if (errno != EINVAL) return Error::from_errno("madvise(MADV_POPULATE_WRITE) on guest RAM");
+    // Kernels before 5.14 do not know MADV_POPULATE_WRITE: write-fault each page in.
+    // A compare-and-swap of a byte with itself writes without changing anything, even
+    // while the guest writes the same byte (then the CAS fails, but the page is
+    // already backed by the guest's own write).
+    for (uint64_t done = 0; done < len; done += kPageSize) {
+        std::atomic_ref<uint8_t> byte(*reinterpret_cast<uint8_t*>(host + done));
+        uint8_t value = byte.load(std::memory_order_relaxed);
+        byte.compare_exchange_strong(value, value, std::memory_order_relaxed);
+    }
+    return ok();
+}
+
+Result<void> MmapRegion::discard(uint64_t offset, uint64_t len) const {
+    VMM_TRY(check_window("discard", offset, len));
     if (len == 0) return ok();
     if (m_backing == Backing::anonymous) {
         // MADV_DONTNEED on a private anonymous mapping drops the pages: later reads

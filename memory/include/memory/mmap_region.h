@@ -40,9 +40,14 @@ public:
 
     // Gives [offset, offset+len) back to the host; reads return zeroes afterwards.
     // offset and len must be page-aligned and inside the mapping; len 0 is a no-op.
+    // Backs [offset, offset+len) with writable pages (MADV_POPULATE_WRITE; on kernels
+    // before 5.14 a byte compare-and-swap with itself per page, which never changes
+    // contents, even while the guest runs). Page-aligned, inside the mapping.
+    [[nodiscard]] Result<void> populate(uint64_t offset, uint64_t len) const;
     [[nodiscard]] Result<void> discard(uint64_t offset, uint64_t len) const;
 
 private:
+    [[nodiscard]] Result<void> check_window(const char* what, uint64_t offset, uint64_t len) const;
     MmapRegion(std::byte* base, uint64_t size, Backing backing, UniqueFd memfd)
         : m_base(base), m_size(size), m_backing(backing), m_memfd(std::move(memfd)) {}
     void unmap();
