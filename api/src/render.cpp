@@ -42,7 +42,8 @@ json balloon_config_json(const BalloonConfig& b) {
              {"size", b.size},
              {"deflate_on_oom", b.deflate_on_oom},
              {"free_page_reporting", b.free_page_reporting},
-             {"stats_polling_interval_s", b.stats_polling_interval_s}};
+             {"stats_polling_interval_s", b.stats_polling_interval_s},
+             {"allow_vfio", b.allow_vfio}};
     } else {
         j = {{"model", "hyperalloc"},
              {"size", b.size},
@@ -79,6 +80,10 @@ json config_json(const VmConfig& c) {
     }
     if (c.rng) j["rng"] = {{"src", c.rng->src}};
     if (c.balloon) j["balloon"] = balloon_config_json(*c.balloon);
+    // cloud-hypervisor's "devices" (VFIO), kept in step with hot-add and remove.
+    j["devices"] = json::array();
+    for (const auto& d : c.devices) j["devices"].push_back({{"path", d.path}, {"id", d.id}});
+    j["seccomp"] = c.seccomp == SeccompMode::off ? "false" : c.seccomp == SeccompMode::log ? "log" : "true";
     j["serial"] = console_json(c.serial);
     j["console"] = console_json(c.console);
     return j;
@@ -241,8 +246,13 @@ HttpReply render_reply(const VmReply& reply) {
                           {"state", to_string(info.state)},
                           {"memory_actual_size", info.memory_actual_size}};
                 if (info.balloon) j["balloon"] = balloon_info_json(*info.balloon);
+                json devices = json::array();
+                for (const AssignedDevice& d : info.devices)
+                    devices.push_back({{"id", d.id}, {"bdf", d.bdf}, {"path", d.path}});
+                j["devices"] = devices;
                 return json_reply(j);
             },
+            [](const AssignedDevice& d) { return json_reply({{"id", d.id}, {"bdf", d.bdf}}); },
             [](const DeviceCounters& counters) {
                 json j = json::object();
                 for (const auto& [id, values] : counters) j[id] = values;

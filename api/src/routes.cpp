@@ -71,6 +71,49 @@ RouteResult parse_resize(const json& body) {
     return VmRequest{request::ResizeBalloon{*bytes}};
 }
 
+Result<std::string> string_field(const json& value, std::string_view field) {
+    if (!value.is_string()) return Error::msg("\"{}\" must be a string", field);
+    const auto& text = value.get_ref<const std::string&>();
+    if (text.empty()) return Error::msg("\"{}\" must not be empty", field);
+    if (text.size() > 4096) return Error::msg("\"{}\" is longer than 4096 bytes", field);
+    return text;
+}
+
+// cloud-hypervisor's DeviceConfig: path (required), id; its other fields name
+// features this VMM does not have and are refused rather than ignored.
+RouteResult parse_add_device(const json& body) {
+    VfioDeviceConfig device;
+    for (const auto& [key, value] : body.items()) {
+        if (key == "path") {
+            auto path = string_field(value, "path");
+            if (!path) return bad_request(path.error().message());
+            device.path = *path;
+        } else if (key == "id") {
+            auto id = string_field(value, "id");
+            if (!id) return bad_request(id.error().message());
+            device.id = *id;
+        } else if (key == "iommu" || key == "pci_segment" || key == "x_nv_gpudirect_clique") {
+            return bad_request(fmt::format("\"{}\" is not supported", key));
+        } else {
+            return bad_request(fmt::format("unknown field \"{}\" (expected \"path\" and optionally \"id\")", key));
+        }
+    }
+    if (device.path.empty()) return bad_request("missing field \"path\"");
+    return VmRequest{request::AddDevice{device}};
+}
+
+RouteResult parse_remove_device(const json& body) {
+    std::string id;
+    for (const auto& [key, value] : body.items()) {
+        if (key != "id") return bad_request(fmt::format("unknown field \"{}\" (expected \"id\")", key));
+        auto text = string_field(value, "id");
+        if (!text) return bad_request(text.error().message());
+        id = *text;
+    }
+    if (id.empty()) return bad_request("missing field \"id\"");
+    return VmRequest{request::RemoveDevice{id}};
+}
+
 constexpr std::array kEndpoints{
     Endpoint{"vmm.ping", "GET", nullptr, make<request::Ping>},
     Endpoint{"vmm.shutdown", "PUT", nullptr, make<request::ShutdownVmm>},
@@ -84,6 +127,8 @@ constexpr std::array kEndpoints{
     Endpoint{"vm.resize", "PUT", parse_resize, nullptr},
     Endpoint{"vm.resize-balloon", "PUT", parse_resize_balloon, nullptr},
     Endpoint{"vm.balloon-statistics", "GET", nullptr, make<request::GetBalloonStatistics>},
+    Endpoint{"vm.add-device", "PUT", parse_add_device, nullptr},
+    Endpoint{"vm.remove-device", "PUT", parse_remove_device, nullptr},
 };
 
 bool blank(std::string_view s) {

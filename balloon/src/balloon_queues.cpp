@@ -114,6 +114,10 @@ void VirtioBalloon::inflate(const dv::DescriptorChain& chain) {
         return;
     }
     for (const memory::GuestRange& r : *guest) {
+        if (m_pinned.load()) {
+            m_counters.pages_kept_pinned += r.size / kBalloonPageSize;
+            continue;
+        }
         if (auto d = m_mem->discard(r.start, r.size); !d) {
             log::error("balloon inflate: {}", d.error().message());
             continue;
@@ -141,6 +145,10 @@ void VirtioBalloon::report_free_pages(const dv::DescriptorChain& chain) {
             continue;
         }
         for (const memory::GuestRange& r : *guest) {
+            if (m_pinned.load()) {
+                m_counters.pages_kept_pinned += r.size / kBalloonPageSize;
+                continue;
+            }
             if (auto res = m_mem->discard(r.start, r.size); !res) {
                 log::error("balloon reporting: {}", res.error().message());
                 continue;

@@ -166,6 +166,7 @@ std::map<std::string, uint64_t> VirtioBalloon::counters() const {
             {"pages_deflated", c.pages_deflated},
             {"pages_reported", c.pages_reported},
             {"inflate_discard_calls", c.inflate_discard_calls},
+            {"pages_kept_pinned", c.pages_kept_pinned},
             {"bad_pfns", c.bad_pfns}};
 }
 

@@ -57,7 +57,8 @@ constexpr std::array kFlags = {
              "deflate_on_oom= the guest may take pages back under OOM (default off);\n"
              "free_page_reporting= the guest reports free pages, which are discarded (default off);\n"
              "stats_polling_interval_s= guest statistics every N seconds (default 0: none;\n"
-             "2 with auto=on); auto=on sizes the balloon automatically.\n"
+             "2 with auto=on); auto=on sizes the balloon automatically; allow_vfio= accept\n"
+             "--device although ballooned pages then stay pinned for DMA (default off).\n"
              "auto=on (both models): the balloon follows host memory pressure (PSI) and\n"
              "gives memory back at once when the guest runs short (docs/auto-balloon.md).\n"
              "Its keys: psi=system|cgroup|PATH, psi_trigger=some|full|off, psi_stall=,\n"
@@ -65,6 +66,13 @@ constexpr std::array kFlags = {
              "host_psi_full=, host_psi_idle=, guest_avail_pct=, guest_avail_min=,\n"
              "guest_majflt_rate=, guest_stall_rate=, stats_max_age=, idle_step=;\n"
              "hyperalloc also install_rate= and soft_reclaim=."},
+    FlagSpec{"device", 0, Arity::many, true, "path=/sys/bus/pci/devices/DDDD:BB:SS.F/,id=ID ...",
+             "Pass a PCI function bound to vfio-pci through to the guest (docs/vfio.md);\n"
+             "several: --device path=a path=b. The balloon is set up first whatever the\n"
+             "order of the flags; model=virtio needs allow_vfio=on (its pages stay pinned)."},
+    FlagSpec{"seccomp", 0, Arity::one, false, "true|false|log",
+             "Per-thread system call filters (docs/seccomp.md): true (default) kills the VMM\n"
+             "on a forbidden call, log lets the kernel log it, false installs none."},
     FlagSpec{"api-socket", 0, Arity::one, false, "path=PATH",
              "Serve the REST API (docs/api.md) on a Unix socket at PATH (mode 0600).\n"
              "Control it with curl --unix-socket PATH or 'vmm remote --api-socket PATH'."},
@@ -167,6 +175,13 @@ Result<RunOptions> build_run_options(const ScannedArgs& scanned) {
     if (const std::string* v = single_value(scanned, "balloon")) {
         vm.balloon = VMM_TRY_CTX(parse_balloon(*v, vm.memory.size), "--balloon");
     }
+    for (const std::string& v : scanned.values("device")) vm.devices.push_back(VMM_TRY_CTX(parse_device(v), "--device"));
+    if (const std::string* v = single_value(scanned, "seccomp")) {
+        if (*v == "true") vm.seccomp = SeccompMode::on;
+        else if (*v == "false") vm.seccomp = SeccompMode::off;
+        else if (*v == "log") vm.seccomp = SeccompMode::log;
+        else return Error::msg("--seccomp: '{}' is not one of true|false|log", *v);
+    }
     if (const std::string* v = single_value(scanned, "api-socket")) {
         OptionParser parser;
         parser.add("path");
@@ -216,6 +231,7 @@ std::string help_text() {
         "Usage: vmm --kernel PATH [--cmdline STRING] [--initramfs PATH] [--cpus boot=N]\n"
         "           [--memory size=SIZE,...] [--serial MODE] [--console MODE] [--disk ...]\n"
         "           [--net ...] [--rng [src=PATH]] [--balloon [model=M,]size=SIZE,...]\n"
+        "           [--device path=PATH ...] [--seccomp true|false|log]\n"
         "           [--api-socket path=PATH] [-v...] [--log-file PATH]\n"
         "       vmm remote --api-socket PATH COMMAND [ARGS]   (see 'vmm remote --help')\n\n"
         "Options take their value as the next argument or after '=' (--memory=size=1G).\n"

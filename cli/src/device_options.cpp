@@ -132,6 +132,7 @@ Result<void> parse_virtio_balloon_keys(const OptionParser& parser, BalloonConfig
     if (balloon.size % 4096 != 0) return Error::msg("size {} is not a multiple of 4 KiB", format_size(balloon.size));
     balloon.deflate_on_oom = VMM_TRY(parser.get_bool("deflate_on_oom")).value_or(false);
     balloon.free_page_reporting = VMM_TRY(parser.get_bool("free_page_reporting")).value_or(false);
+    balloon.allow_vfio = VMM_TRY(parser.get_bool("allow_vfio")).value_or(false);
     if (auto interval = VMM_TRY(parser.get_u64("stats_polling_interval_s"))) {
         if (*interval > 3600) return Error::msg("stats_polling_interval_s={} is above 3600", *interval);
         balloon.stats_polling_interval_s = static_cast<uint32_t>(*interval);
@@ -140,7 +141,7 @@ Result<void> parse_virtio_balloon_keys(const OptionParser& parser, BalloonConfig
 }
 
 Result<void> parse_hyperalloc_keys(const OptionParser& parser, BalloonConfig& balloon) {
-    for (const char* key : {"deflate_on_oom", "free_page_reporting", "stats_polling_interval_s"}) {
+    for (const char* key : {"deflate_on_oom", "free_page_reporting", "stats_polling_interval_s", "allow_vfio"}) {
         if (parser.is_set(key)) return Error::msg("{} applies to model=virtio", key);
     }
     if (balloon.size % kHyperAllocFrame != 0) {
@@ -261,10 +262,25 @@ Result<void> parse_auto_keys(const OptionParser& parser, BalloonConfig& balloon,
 
 }  // namespace
 
+Result<VfioDeviceConfig> parse_device(std::string_view value) {
+    OptionParser parser;
+    parser.add("path").add("id").add("iommu").add("pci_segment");
+    VMM_TRY(parser.parse(value));
+    for (const char* key : {"iommu", "pci_segment"}) {
+        if (parser.is_set(key)) return Error::msg("{}= is not supported (no virtual IOMMU, one PCI segment)", key);
+    }
+    VfioDeviceConfig device;
+    auto path = VMM_TRY(parser.get_string("path"));
+    if (!path || path->empty()) return Error::msg("path= is required");
+    device.path = *path;
+    device.id = VMM_TRY(parser.get_string("id")).value_or("");
+    return device;
+}
+
 Result<BalloonConfig> parse_balloon(std::string_view value, uint64_t ram) {
     OptionParser parser;
     parser.add("model").add("size");
-    parser.add("deflate_on_oom").add("free_page_reporting").add("stats_polling_interval_s");
+    parser.add("deflate_on_oom").add("free_page_reporting").add("stats_polling_interval_s").add("allow_vfio");
     parser.add("auto").add("period").add("auto_limit").add("shrink_pagecache").add("install");
     for (std::string_view key : ab::auto_option_keys()) parser.add(std::string(key));
     VMM_TRY(parser.parse(value));

@@ -144,6 +144,8 @@ int run_virtio_mode(const char *name);
 /* ---- hyperalloc_modes.c (CPL3): the hyperalloc* modes; 0 if `name` is not one ---- */
 int run_hyperalloc_mode(const char *name);
 int run_hyperalloc_ap(const char *name, unsigned cpu);   /* an AP's part; 0 if none */
+/* pci_mode.c: the PCI/VFIO end-to-end mode; 0 if `name` is not "pci" */
+int run_pci_mode(const char *name);
 
 /* ---- main.c (CPL3) ---- */
 void user_main(unsigned cpu);

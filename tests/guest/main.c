@@ -32,8 +32,10 @@ void user_main(unsigned cpu)
             break;
         if (run_hyperalloc_mode(g.mode_name))   /* hyperalloc* modes: hyperalloc_modes.c */
             break;
+        if (run_pci_mode(g.mode_name))          /* pci: pci_mode.c */
+            break;
         kprintf("TESTGUEST: FAIL unknown mode '%s' (compute, smp, memory, triple-fault, exception, counter, virtio-*, "
-                "hyperalloc*)\n", g.mode_name);
+                "hyperalloc*, pci)\n", g.mode_name);
         break;
     }
     kprintf("TESTGUEST: done\n");

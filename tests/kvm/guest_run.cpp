@@ -35,6 +35,10 @@ std::string make_output_file() {
 }  // namespace
 
 GuestRun::GuestRun(const std::string& mode, unsigned cpus, uint64_t memory_mib)
+    : GuestRun(mode, cpus, memory_mib, [](VmConfig&) {}, VmServices{}) {}
+
+GuestRun::GuestRun(const std::string& mode, unsigned cpus, uint64_t memory_mib,
+                   const std::function<void(VmConfig&)>& customize, VmServices services)
     : m_output_path(make_output_file()), m_future(m_promise.get_future()) {
     VmConfig config;
     config.cpus.boot = cpus;
@@ -43,7 +47,8 @@ GuestRun::GuestRun(const std::string& mode, unsigned cpus, uint64_t memory_mib)
     config.payload.cmdline = "testguest.mode=" + mode;
     config.serial.mode = ConsoleMode::file;
     config.serial.file = m_output_path;
-    auto vm = Vm::create(config);
+    customize(config);
+    auto vm = Vm::create(config, std::move(services));
     if (!vm) ::unlink(m_output_path.c_str());
     INFO("Vm::create: " << (vm ? std::string("ok") : vm.error().message()));
     REQUIRE(vm.has_value());
@@ -94,6 +99,15 @@ std::string GuestRun::output() const {
     std::ostringstream text;
     text << in.rdbuf();
     return text.str();
+}
+
+bool GuestRun::wait_output(const std::string& text, std::chrono::milliseconds limit) const {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    while (output().find(text) == std::string::npos) {
+        if (std::chrono::steady_clock::now() > deadline) return false;
+        std::this_thread::sleep_for(20ms);
+    }
+    return true;
 }
 
 }  // namespace vmm::test

@@ -29,6 +29,10 @@ void bounded(const std::string& what, std::chrono::milliseconds limit, const std
 class GuestRun {
 public:
     GuestRun(const std::string& mode, unsigned cpus, uint64_t memory_mib);
+    // The same, with the configuration adjusted by `customize` before Vm::create and
+    // the host services (e.g. a simulated VFIO) given to it.
+    GuestRun(const std::string& mode, unsigned cpus, uint64_t memory_mib,
+             const std::function<void(VmConfig&)>& customize, VmServices services);
     GuestRun(const GuestRun&) = delete;
     GuestRun& operator=(const GuestRun&) = delete;
     // Ends a still-running VM (poweroff), bounded, and removes the output file.
@@ -45,6 +49,8 @@ public:
     bool wait_counter_above(uint64_t value, std::chrono::milliseconds limit) const;
     // Serial output so far.
     std::string output() const;
+    // True once the serial output contains `text`, false if not within `limit`.
+    bool wait_output(const std::string& text, std::chrono::milliseconds limit) const;
 
 private:
     std::string m_output_path;

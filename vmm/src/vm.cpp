@@ -19,6 +19,7 @@
 #include "vmm/auto_balloon.h"
 #include "vmm/boot/mptable.h"
 #include "vmm/console_io.h"
+#include "vmm/pci/pci_devices.h"
 #include "vmm/pvm_workarounds.h"
 #include "vmm/virtio_mmio_devices.h"
 
@@ -67,7 +68,7 @@ Vm::~Vm() {
     for (auto& vcpu : m_vcpus) vcpu->stop();
 }
 
-Result<std::unique_ptr<Vm>> Vm::create(const VmConfig& config) {
+Result<std::unique_ptr<Vm>> Vm::create(const VmConfig& config, VmServices services) {
     if (config.cpus.boot == 0) return Error::msg("at least one vCPU is needed");
     if (config.payload.kernel.empty()) return Error::msg("no kernel given (--kernel)");
     // Bad input files are reported before any KVM object exists.
@@ -87,6 +88,7 @@ Result<std::unique_ptr<Vm>> Vm::create(const VmConfig& config) {
     VMM_TRY(vm->setup_memory());
     vm->m_loop.emplace(VMM_TRY(EventLoop::create()));
     VMM_TRY(vm->setup_virtio_devices());
+    VMM_TRY(vm->setup_pci(std::move(services.vfio)));
     VMM_TRY(vm->load_payload(kernel_image, initramfs));
     VMM_TRY(vm->setup_legacy_devices());
     VMM_TRY(vm->create_vcpus());
@@ -125,7 +127,8 @@ Result<void> Vm::load_payload(std::span<const std::byte> image, std::span<const 
     in.initramfs = initramfs;
     in.e820 = boot::build_e820(*m_memory);
     VMM_TRY(boot::write_boot_params(*m_memory, in));
-    VMM_TRY(boot::write_mptable(*m_memory, m_config.cpus.boot));
+    auto pci_lines = m_pci->intx_lines();
+    VMM_TRY(boot::write_mptable(*m_memory, m_config.cpus.boot, pci_lines));
     VMM_TRY(boot::write_page_tables_and_gdt(*m_memory));
     log::info("kernel '{}' loaded ({}), entry {:#x}, command line: {}", payload.kernel,
               kernel.format == boot::KernelFormat::elf ? "ELF" : "bzImage", kernel.entry.raw, m_cmdline);

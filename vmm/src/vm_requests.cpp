@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "legacy_devices.h"
 #include "vmm/auto_balloon.h"
+#include "vmm/pci/pci_devices.h"
 #include "vmm/version.h"
 #include "vmm/virtio_mmio_devices.h"
 #include "vmm/vm.h"
@@ -139,6 +140,7 @@ VmInfo Vm::info() const {
         info.balloon = balloon_info();
         info.memory_actual_size -= std::min(info.memory_actual_size, info.balloon->actual_bytes);
     }
+    for (const pci::PciDeviceInfo& d : m_pci->list()) info.devices.push_back({d.id, d.bdf, d.host_address});
     return info;
 }
 
@@ -190,6 +192,8 @@ VmReply Vm::handle_request(const VmRequest& request) {
                 if (!m_balloon && !m_hyperalloc) return error(Kind::not_found, "this VM has no balloon (--balloon)");
                 return balloon_info();
             },
+            [this](const request::AddDevice& r) -> VmReply { return add_device(r.device); },
+            [this](const request::RemoveDevice& r) -> VmReply { return remove_device(r.id); },
         },
         request);
 }
@@ -198,7 +202,7 @@ PingInfo ping_info() {
     PingInfo ping;
     ping.version = std::string(kVmmVersion);
     ping.pid = static_cast<int>(::getpid());
-    ping.features = {"virtio-mmio", "virtio-balloon", "hyperalloc", "kvm"};
+    ping.features = {"virtio-mmio", "virtio-balloon", "hyperalloc", "kvm", "pci", "vfio"};
     return ping;
 }
 

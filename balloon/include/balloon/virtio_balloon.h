@@ -7,6 +7,7 @@
 // malformed descriptors are skipped, counted and logged (rate-limited).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -54,6 +55,7 @@ struct BalloonCounters {
     uint64_t pages_reported = 0;         // 4 KiB pages discarded via free page reporting
     uint64_t inflate_discard_calls = 0;  // GuestMemory::discard calls made for inflate
     uint64_t bad_pfns = 0;               // PFNs outside guest RAM, skipped
+    uint64_t pages_kept_pinned = 0;      // inflated or reported while pinned: not discarded
 };
 
 class VirtioBalloon final : public devices::virtio::VirtioDevice {
@@ -76,8 +78,8 @@ public:
     std::map<std::string, uint64_t> counters() const override;
 
     // --- event loop: the statistics timerfd (empty when stats are off) ---
-    std::vector<int> backend_fds() const;
-    void process_backend(int fd, uint32_t events);
+    std::vector<int> backend_fds() const override;
+    void process_backend(int fd, uint32_t events) override;
 
     // --- API ---
     // New target; raises a config-change interrupt when the driver is active.
@@ -91,6 +93,12 @@ public:
     // Changes the polling interval (stats must have been enabled at creation; 0 is
     // refused because the feature cannot be withdrawn from a running driver).
     [[nodiscard]] Result<void> set_stats_interval(uint32_t seconds);
+    // A VFIO device pins all guest RAM for DMA (--balloon allow_vfio=on): discarding
+    // a page would leave the IOMMU pointing at the old one while the guest's next
+    // touch faults in a new one. While pinned the balloon only accounts pages
+    // (counter pages_kept_pinned); the memory is not given back to the host.
+    void set_pinned(bool pinned) { m_pinned.store(pinned); }
+    bool pinned() const { return m_pinned.load(); }
     // Tests: a sub-second polling period, applied at the next activation.
     void set_stats_period_for_test(std::chrono::milliseconds period);
 
@@ -125,6 +133,7 @@ private:
     const uint64_t m_guest_ram_bytes;
     UniqueFd m_timer;  // timerfd; invalid when stats are off
 
+    std::atomic<bool> m_pinned{false};
     mutable std::mutex m_mutex;
     uint32_t m_target_pages = 0;
     uint32_t m_actual_pages = 0;

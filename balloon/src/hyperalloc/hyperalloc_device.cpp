@@ -254,6 +254,46 @@ void HyperAllocDevice::set_dma_mapper(std::shared_ptr<memory::DmaMapper> mapper)
     m_impl->mapper = std::move(mapper);
 }
 
+Result<void> HyperAllocDevice::attach_dma_mapper(std::shared_ptr<memory::DmaMapper> mapper,
+                                                 const memory::GuestMemory& mem) {
+    if (!mapper) return Error::msg("hyperalloc: no DMA mapper");
+    std::lock_guard zone(m_impl->zone_mutex);
+    if (m_impl->mapper) return Error::msg("hyperalloc: a DMA mapper is already attached");
+    // The reclaimed (soft or hard) frames, merged and sorted: everything else is backed.
+    std::vector<memory::GuestRange> holes;
+    for (const Zone& z : m_impl->zones) {
+        std::vector<uint64_t> unbacked;
+        for (uint64_t c = 0; c < z.children(); ++c)
+            if (z.states[c] != FrameState::installed && z.ram[c]) unbacked.push_back(c);
+        auto merged = merge_children(mem, z.record.info.base_pfn, std::move(unbacked));
+        holes.insert(holes.end(), merged.begin(), merged.end());
+    }
+    std::sort(holes.begin(), holes.end(),
+              [](const memory::GuestRange& a, const memory::GuestRange& b) { return a.start.raw < b.start.raw; });
+    auto map_span = [&](uint64_t from, uint64_t to) -> Result<void> {
+        if (to > from) VMM_TRY(mapper->map(memory::GuestAddress(from), to - from));
+        return ok();
+    };
+    for (const memory::GuestRegion& region : mem.regions()) {
+        uint64_t cursor = region.start().raw;
+        const uint64_t end = cursor + region.size();
+        for (const memory::GuestRange& hole : holes) {
+            uint64_t h_start = std::max(hole.start.raw, cursor), h_end = std::min(hole.start.raw + hole.size, end);
+            if (h_start >= h_end) continue;
+            VMM_TRY(map_span(cursor, h_start));
+            cursor = h_end;
+        }
+        VMM_TRY(map_span(cursor, end));
+    }
+    m_impl->mapper = std::move(mapper);
+    return ok();
+}
+
+void HyperAllocDevice::detach_dma_mapper() {
+    std::lock_guard zone(m_impl->zone_mutex);
+    m_impl->mapper.reset();
+}
+
 Result<void> HyperAllocDevice::set_auto_limit(uint64_t bytes) {
     if (bytes % kFrameBytes != 0) {
         return Error::msg("hyperalloc: auto limit of {} bytes is not a multiple of 2 MiB", bytes);

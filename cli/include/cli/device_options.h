@@ -23,6 +23,8 @@ namespace vmm::cli {
 //           stats_polling_interval_s=N
 // A key of the other model is an error. `ram` is the guest memory size: the balloon
 // must be smaller.
+// --device path=/sys/bus/pci/devices/DDDD:BB:SS.F/,id=ID  (VFIO; repeatable)
+[[nodiscard]] Result<VfioDeviceConfig> parse_device(std::string_view value);
 [[nodiscard]] Result<BalloonConfig> parse_balloon(std::string_view value, uint64_t ram);
 
 }  // namespace vmm::cli

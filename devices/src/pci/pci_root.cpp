@@ -1,5 +1,7 @@
 #include "devices/pci/pci_root.h"
 
+#include <utility>
+
 #include <cstring>
 
 namespace vmm::devices::pci {
@@ -84,7 +86,19 @@ uint32_t PciRoot::config_read(uint8_t bus, uint8_t slot, uint8_t function, uint1
 
 void PciRoot::config_write(uint8_t bus, uint8_t slot, uint8_t function, uint16_t offset, uint8_t size,
                            uint32_t value, uint32_t limit) {
-    if (auto dev = target(bus, slot, function, offset, size, limit)) dev->config_write(offset, size, value);
+    auto dev = target(bus, slot, function, offset, size, limit);
+    if (!dev) return;
+    dev->config_write(offset, size, value);
+    constexpr uint16_t kBarsEnd = kBar0 + 4 * kBarCount;
+    bool decode = (offset < kCommand + 2 && offset + size > kCommand) || (offset < kBarsEnd && offset + size > kBar0);
+    if (decode && m_observer) m_observer(slot, *dev);
+}
+
+Result<std::shared_ptr<PciDevice>> PciRoot::detach(uint8_t slot) {
+    std::lock_guard lock(m_mutex);
+    if (slot == 0 || slot >= kSlotCount) return Error::msg("PCI slot {} outside 1..{}", slot, kSlotCount - 1);
+    if (!m_slots[slot]) return Error::msg("PCI slot {} is empty", slot);
+    return std::exchange(m_slots[slot], nullptr);
 }
 
 // 0xCF8 latches an address only on a 32-bit access (byte writes to 0xCF9 etc. are

@@ -21,6 +21,11 @@ inline constexpr uint64_t kHighRamStart = 4 * GiB;
 // the IOAPIC, and the fixed IOAPIC/LAPIC pages.
 inline constexpr uint64_t kVirtioMmioBase = kMmioHoleStart;
 inline constexpr uint64_t kVirtioMmioSlotSize = 4 * KiB;
+inline constexpr uint64_t kPciMmio32Base = 0xd000'0000;  // 32-bit BARs of PCI functions
+inline constexpr uint64_t kPciMmio32Size = 256 * MiB;
+inline constexpr uint64_t kPciMmio64Size = 64 * GiB;      // 64-bit BARs, from the GiB above RAM
+inline constexpr uint64_t kPciIoBase = 0xc000;             // I/O BARs: 0xc000..0xffff
+inline constexpr uint64_t kPciIoEnd = 0x10000;
 inline constexpr uint64_t kPciEcamBase = 0xe000'0000;
 inline constexpr uint64_t kPciEcamSize = 256 * MiB;
 inline constexpr uint64_t kIoapicBase = 0xfec0'0000;

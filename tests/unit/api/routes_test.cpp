@@ -149,3 +149,30 @@ TEST_CASE("parse_size understands K, M, G and T as powers of two, in either case
     CHECK_FALSE(parse_size(" 1M"));
     CHECK_FALSE(parse_size("17179869184G"));  // overflows 64 bits
 }
+
+TEST_CASE("vm.add-device takes cloud-hypervisor's body", "[api][routes][vfio]") {
+    VmRequest r = forwarded(route_request(make("PUT", "vm.add-device", R"({"path": "/sys/bus/pci/devices/0000:01:00.0/"})")));
+    const auto* add = std::get_if<request::AddDevice>(&r);
+    REQUIRE(add);
+    CHECK(add->device.path == "/sys/bus/pci/devices/0000:01:00.0/");
+    CHECK(add->device.id.empty());
+    r = forwarded(route_request(make("PUT", "vm.add-device", R"({"path": "0000:01:00.0", "id": "gpu"})")));
+    CHECK(std::get<request::AddDevice>(r).device.id == "gpu");
+    for (const char* body : {"{}", R"({"id": "x"})", R"({"path": 7})", R"({"path": ""})", R"({"path": "a", "iommu": true})",
+                             R"({"path": "a", "colour": 1})", "[]"}) {
+        INFO(body);
+        CHECK(immediate(route_request(make("PUT", "vm.add-device", body))).status == 400);
+    }
+    CHECK(immediate(route_request(make("PUT", "vm.add-device"))).status == 400);
+    CHECK(immediate(route_request(make("GET", "vm.add-device"))).status == 405);
+}
+
+TEST_CASE("vm.remove-device takes an id", "[api][routes][vfio]") {
+    VmRequest r = forwarded(route_request(make("PUT", "vm.remove-device", R"({"id": "vfio0"})")));
+    REQUIRE(std::get_if<request::RemoveDevice>(&r));
+    CHECK(std::get<request::RemoveDevice>(r).id == "vfio0");
+    for (const char* body : {"{}", R"({"id": 0})", R"({"id": ""})", R"({"id": "a", "path": "b"})"}) {
+        INFO(body);
+        CHECK(immediate(route_request(make("PUT", "vm.remove-device", body))).status == 400);
+    }
+}

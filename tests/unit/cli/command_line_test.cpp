@@ -178,3 +178,30 @@ TEST_CASE("the help example parses", "[command_line]") {
     CHECK(r->run.vm.memory.size == 1ull << 30);
     CHECK(r->run.vm.payload.initramfs == "initrd.cpio.gz");
 }
+
+TEST_CASE("--device is repeatable in cloud-hypervisor's grammar", "[command_line][vfio]") {
+    auto run = run_with({"--device", "path=/sys/bus/pci/devices/0000:01:00.0/", "path=0000:02:00.0,id=nic"});
+    REQUIRE(run.vm.devices.size() == 2);
+    CHECK(run.vm.devices[0].path == "/sys/bus/pci/devices/0000:01:00.0/");
+    CHECK(run.vm.devices[0].id.empty());
+    CHECK(run.vm.devices[1].path == "0000:02:00.0");
+    CHECK(run.vm.devices[1].id == "nic");
+    CHECK_THAT(error_of({"--kernel", "k", "--device", "id=x"}), Catch::Contains("path= is required"));
+    CHECK_THAT(error_of({"--kernel", "k", "--device", "path=0000:01:00.0,iommu=on"}), Catch::Contains("not supported"));
+    CHECK_THAT(error_of({"--kernel", "k", "--device", "path=a,colour=red"}), Catch::Contains("colour"));
+}
+
+TEST_CASE("--seccomp true|false|log, on by default", "[command_line][seccomp]") {
+    CHECK(run_with({}).vm.seccomp == vmm::SeccompMode::on);
+    CHECK(run_with({"--seccomp", "true"}).vm.seccomp == vmm::SeccompMode::on);
+    CHECK(run_with({"--seccomp", "false"}).vm.seccomp == vmm::SeccompMode::off);
+    CHECK(run_with({"--seccomp=log"}).vm.seccomp == vmm::SeccompMode::log);
+    CHECK_THAT(error_of({"--kernel", "k", "--seccomp", "on"}), Catch::Contains("true|false|log"));
+}
+
+TEST_CASE("allow_vfio belongs to the virtio-balloon", "[command_line][vfio]") {
+    auto run = run_with({"--balloon", "model=virtio,size=64M,allow_vfio=on"});
+    REQUIRE(run.vm.balloon);
+    CHECK(run.vm.balloon->allow_vfio);
+    CHECK_THAT(error_of({"--kernel", "k", "--balloon", "size=64M,allow_vfio=on"}), Catch::Contains("model=virtio"));
+}

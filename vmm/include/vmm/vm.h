@@ -30,6 +30,12 @@ class HyperAllocDevice;
 namespace vmm::devices::virtio {
 class ConsoleDevice;
 }
+namespace vmm::pci {
+class PciDevices;
+}
+namespace vmm::vfio {
+class VfioBackend;
+}
 
 namespace vmm {
 
@@ -43,9 +49,14 @@ class LegacyDevices;
 }
 class VirtioMmioDevices;
 
+// What the VM uses from the host beyond KVM; tests substitute simulations.
+struct VmServices {
+    std::shared_ptr<vfio::VfioBackend> vfio;  // null: the Linux VFIO ioctls
+};
+
 class Vm {
 public:
-    [[nodiscard]] static Result<std::unique_ptr<Vm>> create(const VmConfig& config);
+    [[nodiscard]] static Result<std::unique_ptr<Vm>> create(const VmConfig& config, VmServices services = {});
     Vm(const Vm&) = delete;
     Vm& operator=(const Vm&) = delete;
     ~Vm();
@@ -78,6 +89,12 @@ private:
     [[nodiscard]] Result<void> setup_legacy_devices();
     [[nodiscard]] Result<void> setup_virtio_devices();
     [[nodiscard]] Result<void> add_balloon(const BalloonConfig& balloon);
+    // PCI bus 0 and the --device functions; after the balloon (DMA safety), before
+    // the payload (the MP table carries their INTx lines). vm_pci.cpp.
+    [[nodiscard]] Result<void> setup_pci(std::shared_ptr<vfio::VfioBackend> backend);
+    [[nodiscard]] Result<void> check_balloon_allows_vfio() const;
+    [[nodiscard]] VmReply add_device(const VfioDeviceConfig& device);
+    [[nodiscard]] VmReply remove_device(const std::string& id);
     [[nodiscard]] Result<void> load_payload(std::span<const std::byte> kernel, std::span<const std::byte> initramfs);
     [[nodiscard]] Result<void> create_vcpus();
     [[nodiscard]] Result<void> watch_stdin(EventLoop& loop);
@@ -106,6 +123,8 @@ private:
     // --balloon ...,auto=on: sizes whichever balloon there is; on m_loop, and
     // destroyed before the balloons and the loop.
     std::unique_ptr<AutoBalloonController> m_auto_balloon;
+    // The PCI bus and its VFIO functions; uses the buses, memory and balloons above.
+    std::unique_ptr<pci::PciDevices> m_pci;
     std::optional<memory::GuestAddress> m_entry;
     std::vector<std::byte> m_pending_input;  // stdin bytes the console has not taken yet
     std::function<size_t(std::span<const std::byte>)> m_input_target;

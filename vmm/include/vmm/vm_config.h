@@ -78,7 +78,22 @@ struct BalloonConfig {
     // auto=on, both models: the automatic balloon controller (docs/auto-balloon.md)
     // with its policy keys. For hyperalloc auto=on also sets auto_mode.
     std::optional<balloon::auto_balloon::AutoBalloonOptions> auto_balloon;
+    // model=virtio only: accept a VFIO device although every page the guest gives
+    // the balloon stays pinned for DMA (allow_vfio=on); refused by default.
+    bool allow_vfio = false;
 };
+
+// --device path=/sys/bus/pci/devices/0000:01:00.0/,id=   (VFIO PCI passthrough,
+// docs/vfio.md). `path` is the sysfs directory of a function bound to vfio-pci, or
+// its PCI address ("0000:01:00.0").
+struct VfioDeviceConfig {
+    std::string path;
+    std::string id;  // defaults to "vfio<N>"
+};
+
+// --seccomp true|false|log: per-thread syscall filters (docs/seccomp.md).
+// on: a forbidden syscall kills the VMM; log: it is allowed and logged by the kernel.
+enum class SeccompMode { off, on, log };
 
 struct VmConfig {
     CpusConfig cpus;
@@ -90,6 +105,8 @@ struct VmConfig {
     std::vector<NetConfig> nets;
     std::optional<RngConfig> rng;
     std::optional<BalloonConfig> balloon;
+    std::vector<VfioDeviceConfig> devices;  // set up after the balloon, whatever the flag order
+    SeccompMode seccomp = SeccompMode::on;
 };
 
 }  // namespace vmm

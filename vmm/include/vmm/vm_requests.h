@@ -29,11 +29,18 @@ struct ResizeBalloon {
     uint64_t bytes;       // new target; validated against guest RAM on the VMM thread
 };
 struct GetBalloonStatistics {};
+struct AddDevice {        // VFIO hot-add (cloud-hypervisor's vm.add-device body)
+    VfioDeviceConfig device;
+};
+struct RemoveDevice {
+    std::string id;
+};
 }  // namespace request
 
 using VmRequest = std::variant<request::Ping, request::GetInfo, request::GetCounters, request::Pause,
                                request::Resume, request::ShutdownVm, request::ShutdownVmm, request::Reboot,
-                               request::PowerButton, request::ResizeBalloon, request::GetBalloonStatistics>;
+                               request::PowerButton, request::ResizeBalloon, request::GetBalloonStatistics,
+                               request::AddDevice, request::RemoveDevice>;
 
 enum class VmState { created, running, paused, shutdown };
 const char* to_string(VmState state);  // cloud-hypervisor's names: Created, Running, Paused, Shutdown
@@ -132,11 +139,20 @@ struct BalloonInfo {
     std::optional<AutoBalloonInfo> auto_balloon;  // with auto=on only
 };
 
+// A PCI function assigned to the guest: vm.add-device's answer (PciDeviceInfo in
+// cloud-hypervisor) and one entry of vm.info's "devices".
+struct AssignedDevice {
+    std::string id;
+    std::string bdf;   // the guest's "0000:00:SS.0"
+    std::string path;  // the host function, "0000:01:00.0"
+};
+
 struct VmInfo {
     VmConfig config;
     VmState state = VmState::created;
     uint64_t memory_actual_size = 0;  // guest RAM minus the balloon's actual size
     std::optional<BalloonInfo> balloon;
+    std::vector<AssignedDevice> devices;
 };
 
 struct PingInfo {
@@ -151,7 +167,7 @@ using DeviceCounters = std::map<std::string, std::map<std::string, uint64_t>>;  
 struct RequestError {
     enum class Kind {
         bad_request,  // 400: invalid value (e.g. balloon larger than RAM)
-        not_found,    // 404: no VM, or no balloon
+        not_found,    // 404: no VM, no balloon, no such device
         wrong_state,  // 409: e.g. pause while paused
         internal,     // 500
     };
@@ -161,6 +177,6 @@ struct RequestError {
 
 struct Empty {};  // success without a body (204)
 
-using VmReply = std::variant<Empty, PingInfo, VmInfo, DeviceCounters, BalloonInfo, RequestError>;
+using VmReply = std::variant<Empty, PingInfo, VmInfo, DeviceCounters, BalloonInfo, AssignedDevice, RequestError>;
 
 }  // namespace vmm

@@ -31,6 +31,7 @@ constexpr uint8_t kIntTypeInt = 0;
 constexpr uint8_t kIntTypeNmi = 1;
 constexpr uint8_t kIntTypeExtInt = 3;
 constexpr uint16_t kIrqFlagsConforming = 0;  // polarity/trigger conform to the bus (ISA: edge, high)
+constexpr uint16_t kIrqFlagsLevelHigh = 0x1 | (0x3 << 2);  // active high, level triggered
 constexpr uint8_t kAllLapics = 0xff;
 constexpr unsigned kMaxCpus = 254;  // APIC ids 0..253, IOAPIC takes num_cpus, 0xff is broadcast
 constexpr uint64_t kMptableLimit = 0xa0000;  // end of base memory
@@ -71,7 +72,7 @@ void write_floating_pointer(ByteWriter& w, uint32_t config_addr) {
     w.fix_checksum(0, kMpfIntelSize, 10);
 }
 
-void write_entries(ByteWriter& w, unsigned num_cpus) {
+void write_entries(ByteWriter& w, unsigned num_cpus, std::span<const PciIrqLine> pci) {
     for (unsigned cpu = 0; cpu < num_cpus; ++cpu) {
         w.u8(kEntryProcessor);
         w.u8(static_cast<uint8_t>(cpu));  // APIC id = vCPU index, as the vCPU setup programs it
@@ -82,8 +83,14 @@ void write_entries(ByteWriter& w, unsigned num_cpus) {
         w.u32(0);
         w.u32(0);
     }
+    const uint8_t isa_bus = pci.empty() ? 0 : 1;
+    if (!pci.empty()) {
+        w.u8(kEntryBus);
+        w.u8(0);  // bus id = PCI bus number
+        w.text("PCI   ");
+    }
     w.u8(kEntryBus);
-    w.u8(0);  // bus id
+    w.u8(isa_bus);
     w.text("ISA   ");
     const auto ioapic_id = static_cast<uint8_t>(num_cpus);  // first id after the LAPICs
     w.u8(kEntryIoapic);
@@ -96,10 +103,19 @@ void write_entries(ByteWriter& w, unsigned num_cpus) {
         w.u8(kEntryIoInt);
         w.u8(kIntTypeInt);
         w.u16(kIrqFlagsConforming);
-        w.u8(0);  // source bus: ISA
+        w.u8(isa_bus);
         w.u8(static_cast<uint8_t>(irq));
         w.u8(ioapic_id);
         w.u8(static_cast<uint8_t>(irq));
+    }
+    for (const PciIrqLine& line : pci) {
+        w.u8(kEntryIoInt);
+        w.u8(kIntTypeInt);
+        w.u16(kIrqFlagsLevelHigh);
+        w.u8(0);  // source bus: PCI 0
+        w.u8(static_cast<uint8_t>((line.slot & 0x1f) << 2 | ((line.pin - 1) & 3)));
+        w.u8(ioapic_id);
+        w.u8(line.gsi);
     }
     // LINT0 = ExtINT (the 8259 through virtual wire), LINT1 = NMI on every LAPIC;
     // configure_lapic_lint() programs the LAPICs the same way.
@@ -115,7 +131,7 @@ void write_entries(ByteWriter& w, unsigned num_cpus) {
     }
 }
 
-void write_config_table(ByteWriter& w, unsigned num_cpus) {
+void write_config_table(ByteWriter& w, unsigned num_cpus, std::span<const PciIrqLine> pci) {
     const size_t start = w.size();
     w.text("PCMP");
     w.u16(0);  // base table length, patched below
@@ -125,11 +141,12 @@ void write_config_table(ByteWriter& w, unsigned num_cpus) {
     w.text("VMM-MPTABLE ");   // product id, 12 chars
     w.u32(0);                 // no OEM table
     w.u16(0);                 // OEM table size
-    const auto entry_count = static_cast<uint16_t>(num_cpus + 2 + kMpIsaIrqs + 2);
+    const auto entry_count =
+        static_cast<uint16_t>(num_cpus + 2 + kMpIsaIrqs + 2 + (pci.empty() ? 0 : 1 + pci.size()));
     w.u16(entry_count);
     w.u32(kMpLapicAddr);
     w.u32(0);  // extended table length/checksum: no extended entries
-    write_entries(w, num_cpus);
+    write_entries(w, num_cpus, pci);
     const size_t length = w.size() - start;
     w.patch_u16(start + 4, static_cast<uint16_t>(length));
     w.fix_checksum(start, w.size(), start + 7);
@@ -137,20 +154,25 @@ void write_config_table(ByteWriter& w, unsigned num_cpus) {
 
 }  // namespace
 
-Result<void> write_mptable(const memory::GuestMemory& mem, unsigned num_cpus) {
+Result<void> write_mptable(const memory::GuestMemory& mem, unsigned num_cpus, std::span<const PciIrqLine> pci) {
     if (num_cpus == 0 || num_cpus > kMaxCpus) {
         return Error::msg("mptable: {} vCPUs out of range 1..{}", num_cpus, kMaxCpus);
     }
     // The floating pointer must stay in the last KiB of base memory, where Linux
     // scans for it, and the e820 map reserves only [kEbdaStart, 0xa0000) there.
-    const uint64_t size = mptable_size(num_cpus);
+    for (const PciIrqLine& line : pci) {
+        if (line.slot == 0 || line.slot > 31 || line.pin == 0 || line.pin > 4 || line.gsi >= 24)
+            return Error::msg("mptable: PCI slot {} INT{} -> IOAPIC pin {} is invalid", line.slot,
+                              static_cast<char>('A' + line.pin - 1), line.gsi);
+    }
+    const uint64_t size = mptable_size(num_cpus, pci.size());
     if (kMptableAddr + size > kMptableLimit) {
-        return Error::msg("mptable: {} vCPUs need {} bytes, more than the {} below 0xa0000",
-                          num_cpus, size, kMptableLimit - kMptableAddr);
+        return Error::msg("mptable: {} vCPUs and {} PCI interrupt lines need {} bytes, more than the {} below 0xa0000",
+                          num_cpus, pci.size(), size, kMptableLimit - kMptableAddr);
     }
     ByteWriter w;
     write_floating_pointer(w, static_cast<uint32_t>(kMptableAddr + kMpfIntelSize));
-    write_config_table(w, num_cpus);
+    write_config_table(w, num_cpus, pci);
     auto bytes = std::as_bytes(std::span(w.bytes()));
     VMM_TRY_CTX(mem.write(memory::GuestAddress(kMptableAddr), bytes), "writing mptable");
     return ok();

@@ -128,6 +128,36 @@ Result<IrqFd> VmFd::register_irqfd(const EventFd& event, uint32_t gsi) const {
     return IrqFd(m_fd.get(), event.fd(), gsi);
 }
 
+Result<IrqFd> VmFd::register_resample_irqfd(const EventFd& trigger, const EventFd& resample, uint32_t gsi) const {
+    kvm_irqfd req{};
+    req.fd = static_cast<uint32_t>(trigger.fd());
+    req.gsi = gsi;
+    req.flags = KVM_IRQFD_FLAG_RESAMPLE;
+    req.resamplefd = static_cast<uint32_t>(resample.fd());
+    if (::ioctl(m_fd.get(), KVM_IRQFD, &req) < 0)
+        return Error::from_errno(fmt::format("KVM_IRQFD (resample) gsi {}", gsi));
+    return IrqFd(m_fd.get(), trigger.fd(), gsi);
+}
+
+Result<void> VmFd::set_gsi_routing(std::span<const kvm_irq_routing_entry> entries) const {
+    // The kernel's C layout (flex_array_ioctls.h): an 8-byte header, then the entries.
+    std::vector<std::byte> buf(flex::kEntriesOffset + entries.size_bytes());
+    flex::Header header{static_cast<uint32_t>(entries.size()), 0};
+    std::memcpy(buf.data(), &header, sizeof header);
+    if (!entries.empty()) std::memcpy(buf.data() + flex::kEntriesOffset, entries.data(), entries.size_bytes());
+    if (::ioctl(m_fd.get(), flex::kSetGsiRouting, buf.data()) < 0)
+        return Error::from_errno(fmt::format("KVM_SET_GSI_ROUTING ({} routes)", entries.size()));
+    return ok();
+}
+
+Result<void> VmFd::delete_memory_region(uint32_t slot) const {
+    kvm_userspace_memory_region region{};
+    region.slot = slot;
+    if (::ioctl(m_fd.get(), KVM_SET_USER_MEMORY_REGION, &region) < 0)
+        return Error::from_errno(fmt::format("KVM_SET_USER_MEMORY_REGION: deleting slot {}", slot));
+    return ok();
+}
+
 Result<IoEventFd> VmFd::register_ioeventfd(const EventFd& event, uint64_t addr, uint32_t len,
                                            std::optional<uint64_t> datamatch, bool pio) const {
     kvm_ioeventfd req{};

@@ -67,6 +67,7 @@ VfioPciDevice::VfioPciDevice(std::shared_ptr<VfioContainer> container, std::stri
       m_fd(fd), m_msi(msi), m_intx(intx), m_virtual(0, 0, 0) {}
 
 VfioPciDevice::~VfioPciDevice() {
+    if (m_msi_vectors) (void)m_backend.set_irqs(m_fd, VFIO_PCI_MSI_IRQ_INDEX, VFIO_IRQ_SET_ACTION_TRIGGER, 0, {});
     if (m_msix_enabled) (void)m_backend.set_irqs(m_fd, VFIO_PCI_MSIX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_TRIGGER, 0, {});
     if (m_intx_enabled) (void)m_backend.set_irqs(m_fd, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_TRIGGER, 0, {});
     // Leave the device quiet for its next user, as at open.
@@ -92,24 +93,21 @@ Result<void> VfioPciDevice::init() {
     m_config_offset = VMM_TRY(m_backend.region_info(m_fd, VFIO_PCI_CONFIG_REGION_INDEX)).offset;
     if (info.flags & VFIO_DEVICE_FLAGS_RESET) VMM_TRY_CTX(m_backend.reset(m_fd), "reset at open");
 
-    const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+    std::array<pci::BarKind, pci::kBarCount> kinds{};
     for (uint8_t i = 0; i < pci::kBarCount; ++i) {
         RegionInfo region = VMM_TRY(m_backend.region_info(m_fd, i));
         if (region.size == 0) continue;
         uint32_t raw = device_config(static_cast<uint16_t>(pci::kBar0 + 4 * i), 4);
-        pci::BarKind kind = (raw & 1) ? pci::BarKind::Io
-                            : ((raw >> 1) & 3) == 2 ? pci::BarKind::Memory64 : pci::BarKind::Memory32;
-        VMM_TRY_CTX(m_virtual.add_bar(i, kind, region.size, (raw & 8) != 0), fmt::format("BAR {}", i));
+        kinds[i] = (raw & 1) ? pci::BarKind::Io
+                   : ((raw >> 1) & 3) == 2 ? pci::BarKind::Memory64 : pci::BarKind::Memory32;
+        VMM_TRY_CTX(m_virtual.add_bar(i, kinds[i], region.size, (raw & 8) != 0), fmt::format("BAR {}", i));
         m_regions[i] = region;
-        if ((region.flags & VFIO_REGION_INFO_FLAG_MMAP) && kind != pci::BarKind::Io && region.size % page == 0) {
-            void* host = VMM_TRY_CTX(m_backend.region_mmap(m_fd, region.offset, region.size), fmt::format("BAR {}", i));
-            m_mappable.push_back({i, region.size, host});
-        }
-        if (kind == pci::BarKind::Memory64) ++i;
+        if (kinds[i] == pci::BarKind::Memory64) ++i;
     }
 
     auto caps = pci::walk_capabilities([this](uint16_t off) { return static_cast<uint8_t>(device_config(off, 1)); });
     for (const pci::Capability& cap : caps) {
+        if (cap.id == pci::kCapIdMsi) VMM_TRY_CTX(init_msi(cap.offset), "MSI capability");
         if (cap.id != pci::kCapIdMsix) continue;
         uint16_t control = static_cast<uint16_t>(device_config(static_cast<uint16_t>(cap.offset + 2), 2));
         uint32_t table = device_config(static_cast<uint16_t>(cap.offset + 4), 4);
@@ -122,55 +120,23 @@ Result<void> VfioPciDevice::init() {
         m_msix = l;
         m_msix_table.assign(vectors, MsixEntry{});
     }
+
+    // Map what the guest may touch directly: memory BARs of whole pages the kernel
+    // lets us mmap, but never the MSI-X table's or PBA's BAR (a memory slot there
+    // would let the guest program vectors behind the table emulation).
+    const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+    for (uint8_t i = 0; i < pci::kBarCount; ++i) {
+        const RegionInfo& region = m_regions[i];
+        if (region.size == 0 || !(region.flags & VFIO_REGION_INFO_FLAG_MMAP) || kinds[i] == pci::BarKind::Io ||
+            region.size % page != 0 || (m_msix && (i == m_msix->table_bar || i == m_msix->pba_bar)))
+            continue;
+        void* host = VMM_TRY_CTX(m_backend.region_mmap(m_fd, region.offset, region.size), fmt::format("BAR {}", i));
+        m_mappable.push_back({i, region.size, host});
+    }
+
     uint8_t pin = static_cast<uint8_t>(device_config(pci::kInterruptPin, 1));
-    if (m_intx && pin != 0 && VMM_TRY(m_backend.irq_info(m_fd, VFIO_PCI_INTX_IRQ_INDEX)).count > 0)
-        VMM_TRY_CTX(enable_intx(), "INTx");
-    return ok();
-}
-
-Result<void> VfioPciDevice::enable_intx() {
-    int32_t trigger = VMM_TRY(m_intx->trigger_eventfd());
-    VMM_TRY(m_backend.set_irqs(m_fd, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_TRIGGER, 0, std::span(&trigger, 1)));
-    int32_t resample = VMM_TRY(m_intx->resample_eventfd());
-    VMM_TRY(m_backend.set_irqs(m_fd, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_UNMASK, 0, std::span(&resample, 1)));
-    m_intx_enabled = true;
-    return ok();
-}
-
-Result<void> VfioPciDevice::push_route(uint32_t vector) {
-    const MsixEntry& e = m_msix_table[vector];
-    MsiMessage message{uint64_t{e.address_hi} << 32 | e.address_lo, e.data};
-    return m_msi->set_route(vector, message, (e.control & 1) != 0 || m_msix_masked);
-}
-
-Result<void> VfioPciDevice::set_msix(bool enable, bool function_mask) {
-    if (enable && !m_msi) return Error("MSI-X: the VM offers no MSI routing", ENOTSUP);
-    m_msix_masked = function_mask;
-    if (enable && !m_msix_enabled) {
-        // vfio-pci runs one interrupt type at a time: INTx goes while MSI-X is on.
-        if (m_intx_enabled) {
-            VMM_TRY(m_backend.set_irqs(m_fd, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_TRIGGER, 0, {}));
-            m_intx_enabled = false;
-        }
-        for (uint32_t v = 0; v < m_msix_table.size(); ++v) VMM_TRY(push_route(v));
-        std::vector<int32_t> fds;
-        for (uint32_t v = 0; v < m_msix_table.size(); ++v) fds.push_back(VMM_TRY(m_msi->vector_eventfd(v)));
-        VMM_TRY(m_backend.set_irqs(m_fd, VFIO_PCI_MSIX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_TRIGGER, 0, fds));
-        m_msix_enabled = true;
-        return ok();
-    }
-    if (!enable && m_msix_enabled) {
-        VMM_TRY(m_backend.set_irqs(m_fd, VFIO_PCI_MSIX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_TRIGGER, 0, {}));
-        m_msix_enabled = false;
-        for (uint32_t v = 0; v < m_msix_table.size(); ++v) {
-            const MsixEntry& e = m_msix_table[v];
-            VMM_TRY(m_msi->set_route(v, {uint64_t{e.address_hi} << 32 | e.address_lo, e.data}, true));
-        }
-        if (m_intx) VMM_TRY(enable_intx());
-        return ok();
-    }
-    if (m_msix_enabled)
-        for (uint32_t v = 0; v < m_msix_table.size(); ++v) VMM_TRY(push_route(v));
+    m_intx_capable = m_intx && pin != 0 && VMM_TRY(m_backend.irq_info(m_fd, VFIO_PCI_INTX_IRQ_INDEX)).count > 0;
+    if (m_intx_capable) VMM_TRY_CTX(enable_intx(), "INTx");
     return ok();
 }
 
@@ -178,6 +144,7 @@ uint32_t VfioPciDevice::config_read(uint16_t offset, uint8_t size) {
     std::lock_guard lock(m_mutex);
     if (overlaps(offset, size, pci::kBar0, kBarEnd)) return m_virtual.read(offset, size);
     if (overlaps(offset, size, pci::kExpansionRom, pci::kExpansionRom + 4)) return 0;  // no ROM for the guest
+    if (in_msi_cap(offset)) return msi_config_read(offset, size);
     uint32_t v = device_config(offset, size);
     if (m_msix) {
         uint16_t ctl = static_cast<uint16_t>(m_msix->cap + 2);
@@ -194,6 +161,11 @@ void VfioPciDevice::config_write(uint16_t offset, uint8_t size, uint32_t value) 
     std::lock_guard lock(m_mutex);
     if (overlaps(offset, size, pci::kBar0, kBarEnd)) return m_virtual.write(offset, size, value);
     if (overlaps(offset, size, pci::kExpansionRom, pci::kExpansionRom + 4)) return;
+    if (in_msi_cap(offset)) {
+        if (auto r = msi_config_write(offset, size, value); !r)
+            warn_limited("VFIO {}: MSI: {}", m_address, r.error().message());
+        return;
+    }
     if (m_msix) {
         uint16_t hi = static_cast<uint16_t>(m_msix->cap + 3);  // enable and function-mask live here
         if (overlaps(offset, size, hi, static_cast<uint16_t>(hi + 1))) {

@@ -115,6 +115,15 @@ public:
     // mapped; reclaimed ranges are unmapped before their discard, installed frames
     // mapped before the install completes.
     void set_dma_mapper(std::shared_ptr<memory::DmaMapper> mapper);
+    // At any time (a VFIO device hot-added to a running VM): maps every part of
+    // `mem` the balloon has not reclaimed, then follows reclaims and installs like
+    // set_dma_mapper. Atomic with respect to reclaim and install (the zone lock is
+    // held throughout). Fails if a mapper is attached; on failure nothing is attached
+    // and the caller drops the container (which unmaps whatever was mapped).
+    [[nodiscard]] Result<void> attach_dma_mapper(std::shared_ptr<memory::DmaMapper> mapper,
+                                                 const memory::GuestMemory& mem);
+    // The last VFIO device is gone: stop updating the mapper.
+    void detach_dma_mapper();
     // The automatic balloon controller (vmm/auto_balloon.h) rations soft reclaim:
     // the most one auto pass may take (multiple of 2 MiB; 0 = no limit), and pausing
     // the passes altogether while the guest is short of memory. Both take effect at

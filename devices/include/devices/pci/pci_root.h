@@ -7,6 +7,7 @@
 
 #include <array>
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -44,6 +45,14 @@ public:
     [[nodiscard]] Result<uint8_t> attach(std::shared_ptr<PciDevice> device,
                                          std::optional<uint8_t> slot = std::nullopt);
     std::shared_ptr<PciDevice> device(uint8_t slot) const;
+    // Empties `slot` (1..31); the device object lives on while others hold it.
+    [[nodiscard]] Result<std::shared_ptr<PciDevice>> detach(uint8_t slot);
+
+    // Called after a guest write that touches a function's command register or its
+    // BARs (the decode windows may have moved), with the slot and the device. Runs on
+    // the writing vCPU thread; set before the guest runs.
+    using DecodeObserver = std::function<void(uint8_t slot, PciDevice& device)>;
+    void set_decode_observer(DecodeObserver observer) { m_observer = std::move(observer); }
 
     // Checked accesses: wrong bus/function/slot, bad size, misalignment or an offset
     // past `limit` read all-ones / drop the write.
@@ -58,6 +67,7 @@ private:
 
     mutable std::mutex m_mutex;  // guards the slot table; devices lock themselves
     std::array<std::shared_ptr<PciDevice>, kSlotCount> m_slots;
+    DecodeObserver m_observer;
 };
 
 // PIO device for 0xCF8..0xCFF (insert at kConfigAddressPort, size kConfigIoSize).

@@ -163,3 +163,51 @@ TEST_CASE("mptable fails cleanly without RAM at 0x9fc00", "[boot]") {
     REQUIRE(mem);
     CHECK_FALSE(write_mptable(*mem, 2));
 }
+
+TEST_CASE("mptable routes PCI INTx lines on bus 0 with ISA moved to bus 1", "[boot][pci]") {
+    auto mem = make_memory();
+    const PciIrqLine lines[] = {{1, 1, 16}, {3, 2, 18}};
+    REQUIRE(write_mptable(mem, 2, lines));
+    auto mpf = read_bytes(mem, kMptableAddr, 16);
+    uint32_t table = le32(mpf, 4);
+    auto header = read_bytes(mem, table, kMpcTableSize);
+    uint16_t length = le16(header, 4);
+    auto all = read_bytes(mem, table, length);
+    CHECK(byte_sum(all) == 0);
+    CHECK(le16(header, 34) == 2 + 2 + 1 + 16 + 2 + 2);  // cpus, buses, ioapic, ISA irqs, lints, PCI lines
+    CHECK(mptable_size(2, 2) == 16u + length);
+    std::map<uint8_t, std::string> buses;
+    std::vector<std::vector<uint8_t>> ints;
+    for (size_t at = kMpcTableSize; at < length;) {
+        uint8_t type = all[at];
+        if (type == 0) { at += kMpcCpuSize; continue; }
+        if (type == 1) buses[all[at + 1]] = std::string(reinterpret_cast<const char*>(&all[at + 2]), 6);
+        if (type == 3) ints.emplace_back(all.begin() + static_cast<long>(at), all.begin() + static_cast<long>(at + 8));
+        at += kMpcSmallEntry;
+    }
+    CHECK(buses[0] == "PCI   ");
+    CHECK(buses[1] == "ISA   ");
+    REQUIRE(ints.size() == 18);
+    for (size_t i = 0; i < 16; ++i) CHECK(ints[i][4] == 1);  // ISA entries name bus 1
+    // PCI: source bus 0, (slot << 2) | (pin - 1), level + active high, to the IOAPIC pin.
+    CHECK(ints[16][4] == 0);
+    CHECK(ints[16][5] == (1 << 2 | 0));
+    CHECK(ints[16][7] == 16);
+    CHECK(le16(ints[16], 2) == 0x0d);
+    CHECK(ints[17][5] == (3 << 2 | 1));
+    CHECK(ints[17][7] == 18);
+}
+
+TEST_CASE("mptable refuses bad PCI lines and tables that no longer fit", "[boot][pci]") {
+    auto mem = make_memory();
+    const PciIrqLine slot0[] = {{0, 1, 16}};
+    CHECK_FALSE(write_mptable(mem, 1, slot0));
+    const PciIrqLine pin5[] = {{1, 5, 16}};
+    CHECK_FALSE(write_mptable(mem, 1, pin5));
+    const PciIrqLine gsi24[] = {{1, 1, 24}};
+    CHECK_FALSE(write_mptable(mem, 1, gsi24));
+    const PciIrqLine one[] = {{1, 1, 16}};
+    auto full = write_mptable(mem, 40, one);
+    REQUIRE_FALSE(full);
+    CHECK_THAT(full.error().message(), Catch::Contains("PCI interrupt lines"));
+}

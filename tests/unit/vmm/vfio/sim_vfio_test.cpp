@@ -13,7 +13,7 @@ struct Type1 {
     Type1() {
         sim.add_function("0000:01:00.0", 7);
         container = *sim.open_container();
-        int group = *sim.open_group(7);
+        group = *sim.open_group(7);
         REQUIRE(sim.group_set_container(group, container).has_value());
         REQUIRE(sim.set_iommu(container, VFIO_TYPE1v2_IOMMU).has_value());
     }
@@ -27,7 +27,10 @@ struct Type1 {
     }
     SimVfio sim;
     int container = -1;
+    int group = -1;
 };
+
+int err(const vmm::Result<void>& r) { return r ? 0 : r.error().errno_value(); }
 
 }  // namespace
 
@@ -81,4 +84,58 @@ TEST_CASE("type1 needs a group and an IOMMU first", "[vfio][sim]") {
     int c = *sim.open_container();
     CHECK(sim.set_iommu(c, VFIO_TYPE1v2_IOMMU).error().errno_value() == EINVAL);
     CHECK(sim.dma_map(c, 0, 0, 0x1000).error().errno_value() == EINVAL);
+}
+
+TEST_CASE("vfio-pci interrupts: counts from the capabilities, one type at a time", "[vfio][sim]") {
+    Type1 t;
+    int dev = *t.sim.group_device(t.group, "0000:01:00.0");
+    SimFunction& f = t.sim.functions.at("0000:01:00.0");
+    CHECK(t.sim.irq_info(dev, VFIO_PCI_INTX_IRQ_INDEX)->count == 1);
+    CHECK(t.sim.irq_info(dev, VFIO_PCI_MSI_IRQ_INDEX)->count == kMsiVectors);
+    CHECK(t.sim.irq_info(dev, VFIO_PCI_MSIX_IRQ_INDEX)->count == kMsixVectors);
+    CHECK(t.sim.irq_info(dev, VFIO_PCI_ERR_IRQ_INDEX)->count == 0);
+
+    const uint32_t trigger = VFIO_IRQ_SET_ACTION_TRIGGER;
+    CHECK(err(t.sim.set_irqs(dev, VFIO_PCI_MSI_IRQ_INDEX, trigger, 0, {})) == EINVAL);  // not on
+    const int32_t fds[] = {11, 12, 13, 14, 15};
+    CHECK(err(t.sim.set_irqs(dev, VFIO_PCI_MSI_IRQ_INDEX, trigger, 0, std::span(fds, 5))) == EINVAL);  // > count
+    CHECK(err(t.sim.set_irqs(dev, VFIO_PCI_MSI_IRQ_INDEX, trigger, 0, std::span(fds, 2))) == 0);
+    CHECK(f.irqs.at(VFIO_PCI_MSI_IRQ_INDEX) == std::vector<int32_t>{11, 12});
+    // The vectors are allocated at enable: a later block may not go past them.
+    CHECK(err(t.sim.set_irqs(dev, VFIO_PCI_MSI_IRQ_INDEX, trigger, 2, std::span(fds, 1))) == EINVAL);
+    CHECK(err(t.sim.set_irqs(dev, VFIO_PCI_MSI_IRQ_INDEX, trigger, 1, std::span(fds + 2, 1))) == 0);
+    CHECK(f.irqs.at(VFIO_PCI_MSI_IRQ_INDEX) == std::vector<int32_t>{11, 13});
+    CHECK(err(t.sim.set_irqs(dev, VFIO_PCI_MSIX_IRQ_INDEX, trigger, 0, std::span(fds, 1))) == EINVAL);
+    CHECK(err(t.sim.set_irqs(dev, VFIO_PCI_INTX_IRQ_INDEX, trigger, 0, std::span(fds, 1))) == EINVAL);
+    CHECK(err(t.sim.set_irqs(dev, VFIO_PCI_MSI_IRQ_INDEX, trigger, 0, {})) == 0);
+    CHECK(f.irqs.empty());
+
+    f.msi_enable_errno = ENOSPC;
+    CHECK(err(t.sim.set_irqs(dev, VFIO_PCI_MSI_IRQ_INDEX, trigger, 0, std::span(fds, 1))) == ENOSPC);
+    CHECK(f.irqs.empty());
+    f.set_msi(true, true, 3);
+    CHECK(t.sim.irq_info(dev, VFIO_PCI_MSI_IRQ_INDEX)->count == 8);
+    f.config[0x3d] = 0;  // no pin, no INTx
+    CHECK(t.sim.irq_info(dev, VFIO_PCI_INTX_IRQ_INDEX)->count == 0);
+}
+
+TEST_CASE("vfio-pci regions: BAR2 mmap only when flagged, config writes recorded", "[vfio][sim]") {
+    Type1 t;
+    int dev = *t.sim.group_device(t.group, "0000:01:00.0");
+    SimFunction& f = t.sim.functions.at("0000:01:00.0");
+    auto bar2 = *t.sim.region_info(dev, VFIO_PCI_BAR2_REGION_INDEX);
+    CHECK((bar2.flags & VFIO_REGION_INFO_FLAG_MMAP) == 0);
+    CHECK_FALSE(t.sim.region_mmap(dev, bar2.offset, kBar2Size).has_value());
+    f.bar2_mmap = true;
+    bar2 = *t.sim.region_info(dev, VFIO_PCI_BAR2_REGION_INDEX);
+    CHECK((bar2.flags & VFIO_REGION_INFO_FLAG_MMAP) != 0);
+    auto host = t.sim.region_mmap(dev, bar2.offset, kBar2Size);
+    REQUIRE(host.has_value());
+    CHECK(*host == f.bar2.data());
+
+    auto config = *t.sim.region_info(dev, VFIO_PCI_CONFIG_REGION_INDEX);
+    const std::byte word[2] = {std::byte{0x01}, std::byte{0x00}};
+    REQUIRE(t.sim.region_write(dev, config.offset + kMsiControl, word).has_value());
+    CHECK(f.config_written == std::set<uint16_t>{kMsiControl, kMsiControl + 1});
+    CHECK(f.config[kMsiControl] == 0x84);  // read-only here
 }

@@ -13,36 +13,6 @@ using namespace vmm::vfio;
 using namespace vmm::vfio::test;
 namespace pci = vmm::devices::pci;
 
-namespace {
-
-struct Assigned {
-    Assigned() : container(host.container()) {
-        auto d = VfioPciDevice::open(container, kAddress, &msi, &intx);
-        if (!d) FAIL(d.error().message());
-        dev = *d;
-    }
-    sim::SimFunction& fn() { return host.sim->functions.at(kAddress); }
-    void table_write(uint32_t vector, uint32_t field, uint32_t value) {
-        std::byte b[4];
-        std::memcpy(b, &value, 4);
-        dev->bar_write(2, vector * 16 + field, b);
-    }
-    uint32_t bar_read32(uint8_t bar, uint64_t offset) {
-        std::byte b[4];
-        dev->bar_read(bar, offset, b);
-        uint32_t v;
-        std::memcpy(&v, b, 4);
-        return v;
-    }
-    Host host;
-    RecordingMsiRouter msi;
-    FixedIntxRouter intx;
-    std::shared_ptr<VfioContainer> container;
-    std::shared_ptr<VfioPciDevice> dev;
-};
-
-}  // namespace
-
 TEST_CASE("open resets the device, maps BAR0 and wires INTx", "[vfio][pci]") {
     Assigned a;
     CHECK(a.fn().resets == 1);
@@ -148,6 +118,52 @@ TEST_CASE("the PBA and the rest of a trapped BAR pass through; bad accesses read
     a.dev->bar_write(2, ~0ull - 1, b);                       // wrapping offset: ignored
 }
 
+TEST_CASE("a BAR holding the MSI-X table or PBA stays trapped even when the kernel lets it be mapped",
+          "[vfio][pci]") {
+    SECTION("table BAR flagged MMAP") {
+        Assigned a([](sim::SimFunction& f) { f.bar2_mmap = true; });
+        auto mappable = a.dev->mappable_bars();
+        REQUIRE(mappable.size() == 1);
+        CHECK(mappable[0].index == 0);
+        // Still emulated: the entry lands in a route, not in the device's table.
+        a.table_write(5, 0, 0xfee02000);
+        a.table_write(5, 8, 0x4061);
+        a.table_write(5, 12, 0);
+        a.dev->config_write(sim::kMsixCap + 2, 2, 0x8000);
+        REQUIRE(a.dev->msix_enabled());
+        CHECK(a.msi.routes.at(5).message.address == 0xfee02000u);
+        CHECK(a.msi.routes.at(5).message.data == 0x4061u);
+        CHECK_FALSE(a.msi.routes.at(5).masked);
+        CHECK(a.fn().bar2[5 * 16 + 8] == std::byte{0});
+    }
+    SECTION("PBA in the mmap-able BAR0") {
+        Assigned a([](sim::SimFunction& f) {
+            f.config[sim::kMsixCap + 8] = 0x00;  // PBA: BAR0 offset 0x8000
+            f.config[sim::kMsixCap + 9] = 0x80;
+        });
+        CHECK(a.dev->mappable_bars().empty());
+        a.fn().bar0[0x8000] = std::byte{0x21};
+        CHECK(a.bar_read32(0, 0x8000) == 0x21u);  // trapped and passed through
+    }
+}
+
+TEST_CASE("a failed MSI-X enable leaves INTx running and the vectors masked", "[vfio][pci]") {
+    Assigned a;
+    a.table_write(0, 12, 0);
+    a.msi.fail_eventfds = true;
+    a.dev->config_write(sim::kMsixCap + 2, 2, 0x8000);
+    CHECK_FALSE(a.dev->msix_enabled());
+    CHECK((a.dev->config_read(sim::kMsixCap + 2, 2) & 0x8000) == 0);
+    CHECK(a.fn().irqs.count(VFIO_PCI_MSIX_IRQ_INDEX) == 0);
+    CHECK(a.msi.routes.at(0).masked);
+    CHECK(a.fn().irqs.at(VFIO_PCI_INTX_IRQ_INDEX).at(0) == 500);
+    CHECK(a.fn().irqs.at(VFIO_PCI_INTX_IRQ_INDEX + 100).at(0) == 501);
+    a.msi.fail_eventfds = false;  // the guest's next try works
+    a.dev->config_write(sim::kMsixCap + 2, 2, 0x8000);
+    CHECK(a.dev->msix_enabled());
+    CHECK_FALSE(a.msi.routes.at(0).masked);
+}
+
 TEST_CASE("assignment errors are clear", "[vfio][pci]") {
     Host host;
     RecordingMsiRouter msi;
@@ -197,4 +213,6 @@ TEST_CASE("the assigned function is reachable through the PCI root", "[vfio][pci
     CHECK(root.config_read(0, *slot, 0, pci::kVendorId, 2) == 0x8086u);
     CHECK(root.config_read(0, *slot, 0, pci::kClassRevision, 4) >> 8 == 0x020000u);
     CHECK(root.config_read(0, *slot, 0, pci::kCapabilityPointer, 1) == 0x40u);
+    CHECK(root.config_read(0, *slot, 0, sim::kMsixCap + 1, 1) == sim::kMsiCap);
+    CHECK(root.config_read(0, *slot, 0, sim::kMsiCap, 1) == pci::kCapIdMsi);
 }

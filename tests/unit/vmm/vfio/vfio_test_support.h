@@ -1,9 +1,12 @@
 // Shared fixtures for the VFIO tests: guest memory, a simulated host with one
-// assignable function, and recording routers.
+// assignable function, recording routers, and that function opened as a device.
 #pragma once
 
+#include <cstring>
+#include <functional>
 #include <map>
 #include <memory>
+#include <stdexcept>
 #include <vector>
 
 #include "sim_vfio.h"
@@ -30,7 +33,11 @@ struct RecordingMsiRouter final : MsiRouter {
     };
     std::map<uint32_t, Route> routes;
     int route_calls = 0;
-    Result<int> vector_eventfd(uint32_t vector) override { return static_cast<int>(1000 + vector); }
+    bool fail_eventfds = false;  // as when the VM runs out of GSIs
+    Result<int> vector_eventfd(uint32_t vector) override {
+        if (fail_eventfds) return Error("no GSI left for the vector", ENOSPC);
+        return static_cast<int>(1000 + vector);
+    }
     Result<void> set_route(uint32_t vector, const MsiMessage& message, bool masked) override {
         ++route_calls;
         routes[vector] = {message, masked};
@@ -54,6 +61,34 @@ struct Host {
     }
     std::shared_ptr<sim::SimVfio> sim = std::make_shared<sim::SimVfio>();
     memory::GuestMemory mem;
+};
+
+// The simulated function opened with both routers; `setup` edits it before open.
+struct Assigned {
+    explicit Assigned(const std::function<void(sim::SimFunction&)>& setup = {}) : container(host.container()) {
+        if (setup) setup(fn());
+        auto d = VfioPciDevice::open(container, kAddress, &msi, &intx);
+        if (!d) throw std::runtime_error(d.error().message());
+        dev = *d;
+    }
+    sim::SimFunction& fn() { return host.sim->functions.at(kAddress); }
+    void table_write(uint32_t vector, uint32_t field, uint32_t value) {
+        std::byte b[4];
+        std::memcpy(b, &value, 4);
+        dev->bar_write(2, vector * 16 + field, b);
+    }
+    uint32_t bar_read32(uint8_t bar, uint64_t offset) {
+        std::byte b[4];
+        dev->bar_read(bar, offset, b);
+        uint32_t v;
+        std::memcpy(&v, b, 4);
+        return v;
+    }
+    Host host;
+    RecordingMsiRouter msi;
+    FixedIntxRouter intx;
+    std::shared_ptr<VfioContainer> container;
+    std::shared_ptr<VfioPciDevice> dev;
 };
 
 }  // namespace vmm::vfio::test

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <utility>
 #include <vector>
 
@@ -81,6 +82,15 @@ public:
                                                       uint64_t size, uint64_t host_addr) const;
     [[nodiscard]] Result<VcpuFd> create_vcpu(uint32_t id) const;
     [[nodiscard]] Result<IrqFd> register_irqfd(const EventFd& event, uint32_t gsi) const;
+    // A level-triggered irqfd: `resample` is signalled when the guest EOIs the line,
+    // so the source (vfio-pci INTx) can unmask and re-assert it.
+    [[nodiscard]] Result<IrqFd> register_resample_irqfd(const EventFd& trigger, const EventFd& resample,
+                                                        uint32_t gsi) const;
+    // KVM_SET_GSI_ROUTING: replaces the whole table (the default IOAPIC/PIC routes
+    // must be part of `entries`).
+    [[nodiscard]] Result<void> set_gsi_routing(std::span<const kvm_irq_routing_entry> entries) const;
+    // Removes a memory slot (size 0).
+    [[nodiscard]] Result<void> delete_memory_region(uint32_t slot) const;
     // An ioeventfd at an MMIO (or PIO) address, optionally matching a 4-byte value.
     [[nodiscard]] Result<IoEventFd> register_ioeventfd(const EventFd& event, uint64_t addr, uint32_t len,
                                                        std::optional<uint64_t> datamatch, bool pio) const;

@@ -1,6 +1,6 @@
 // The VFIO operations the VMM needs, behind an interface: the development hosts
 // have no IOMMU and no assignable device, so tests run the same code paths over a
-// faithful simulation of the kernel (tests/unit/vmm/vfio/sim_vfio.h), and the real
+// faithful simulation of the kernel (tests/support/vfio_sim/sim_vfio.h), and the real
 // implementation (LinuxVfioBackend) issues the linux/vfio.h ioctls. Handles are
 // file descriptors (the simulation hands out its own numbers); errors carry the
 // kernel's errno so callers can explain them.

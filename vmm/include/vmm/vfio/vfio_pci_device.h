@@ -1,12 +1,20 @@
 // A vfio-pci function assigned to the guest, as a PciDevice on the VMM's bus 0.
 // Configuration space passes through, except what the VMM must own: the BARs
-// (guest-programmed addresses, sizes from region info), the expansion ROM (hidden)
-// and the MSI-X control word. The MSI-X table is trapped: each entry the guest
-// writes becomes a route through MsiRouter (KVM GSI routing + irqfd, the VM's job);
-// INTx goes to an IntxRouter's irqfd and resamplefd. BARs the kernel lets us mmap
-// are handed to the VM as memory slots; the others are trapped (bar_read/bar_write).
+// (guest-programmed addresses, sizes from region info), the expansion ROM (hidden),
+// the MSI-X control word and the whole MSI capability. The MSI-X table is trapped:
+// each entry the guest writes becomes a route through MsiRouter (KVM GSI routing +
+// irqfd, the VM's job). MSI's control, address, data and mask registers live here,
+// never in the device: enabling MSI routes vectors 0..2^MME-1 of the same MsiRouter
+// (data's low bits carry the vector number, as the PCI spec has the function do).
+// vfio-pci runs one interrupt type at a time: INTx (an IntxRouter's irqfd and
+// resamplefd) is given up while MSI or MSI-X is on and comes back when it goes off,
+// and enabling MSI while MSI-X is on (or the reverse) is refused.
+// BARs the kernel lets us mmap are handed to the VM as memory slots, except a BAR
+// that holds the MSI-X table or PBA: a slot would let the guest bypass the table
+// emulation, so that BAR is trapped (bar_read/bar_write) like the unmappable ones.
 #pragma once
 
+#include <array>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -59,6 +67,7 @@ public:
     void config_write(uint16_t offset, uint8_t size, uint32_t value) override;
     std::vector<devices::pci::BarInfo> bars() const override;
 
+    // The BARs to map straight into the guest; never one holding the MSI-X table or PBA.
     std::vector<MappableBar> mappable_bars() const { return m_mappable; }
     // Accesses to a trapped BAR, offsets relative to the BAR; failures read all-ones.
     void bar_read(uint8_t bar, uint64_t offset, std::span<std::byte> data);
@@ -66,6 +75,9 @@ public:
 
     bool msix_enabled() const;
     uint32_t msix_vectors() const { return static_cast<uint32_t>(m_msix_table.size()); }
+    bool msi_enabled() const;
+    // MSI vectors running now (2^MME while enabled, else 0).
+    uint32_t msi_vectors() const;
     const std::string& address() const { return m_address; }
 
 private:
@@ -77,13 +89,35 @@ private:
         uint8_t table_bar = 0, pba_bar = 0;
         uint32_t table_offset = 0, pba_offset = 0;
     };
+    // The guest's MSI capability. Offsets are relative to the capability; the bytes
+    // the guest sees (control, address, data, masks) are `regs`, except id, next and
+    // the pending bits, which come from the device.
+    struct MsiCap {
+        static constexpr uint16_t kMaxSize = 24;  // 64-bit address with per-vector masks
+        uint16_t offset = 0, size = 0;
+        uint16_t data = 0, mask = 0;  // register offsets; mask 0: no per-vector masking
+        bool is64 = false;
+        uint8_t max_log2 = 0;  // advertised MMC: the device's, capped by the kernel's vector count
+        bool usable = false;   // the kernel offers MSI vectors for this function
+        std::array<uint8_t, kMaxSize> regs{}, writable{};
+    };
 
     VfioPciDevice(std::shared_ptr<VfioContainer> container, std::string address, int fd, MsiRouter* msi,
                   IntxRouter* intx);
     [[nodiscard]] Result<void> init();
     [[nodiscard]] Result<void> enable_intx();
+    [[nodiscard]] Result<void> disable_intx();
+    [[nodiscard]] Result<void> restore_intx();
+    [[nodiscard]] Result<void> start_vectors(uint32_t index, uint32_t count);
     [[nodiscard]] Result<void> set_msix(bool enable, bool function_mask);
-    [[nodiscard]] Result<void> push_route(uint32_t vector);
+    [[nodiscard]] Result<void> push_route(uint32_t vector, bool force_mask = false);
+    [[nodiscard]] Result<void> init_msi(uint16_t cap);
+    bool in_msi_cap(uint16_t offset) const;
+    uint32_t msi_config_read(uint16_t offset, uint8_t size);
+    [[nodiscard]] Result<void> msi_config_write(uint16_t offset, uint8_t size, uint32_t value);
+    [[nodiscard]] Result<void> enable_msi(uint32_t count);
+    [[nodiscard]] Result<void> disable_msi();
+    [[nodiscard]] Result<void> push_msi_routes(uint32_t count, bool force_mask);
     uint32_t device_config(uint16_t offset, uint8_t size);
     bool in_msix_table(uint8_t bar, uint64_t offset, size_t size) const;
 
@@ -103,6 +137,9 @@ private:
     std::vector<MsixEntry> m_msix_table;
     bool m_msix_enabled = false;
     bool m_msix_masked = false;
+    std::optional<MsiCap> m_msi_cap;
+    uint32_t m_msi_vectors = 0;    // running MSI vectors, 0 while MSI is off
+    bool m_intx_capable = false;  // a pin, kernel INTx and a router: INTx runs when nothing else does
     bool m_intx_enabled = false;
 };
 

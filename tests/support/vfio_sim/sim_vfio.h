@@ -2,11 +2,18 @@
 // table with the kernel's alignment, overlap, split, entry-limit and locked-memory
 // rules and error codes), groups (viability, other users, container binding) and
 // a vfio-pci function: config space, BAR0 64-bit mmap-able 64 KiB, BAR2 32-bit
-// trapped 16 KiB holding the MSI-X table (16 vectors at 0) and PBA (at 0x2000).
+// 16 KiB (not mmap-able unless bar2_mmap) holding the MSI-X table (16 vectors at 0)
+// and PBA (at 0x2000), capabilities PM (0x40) -> MSI-X (0x50) -> MSI (0x60: 64-bit,
+// per-vector masks, 4 vectors). Interrupt counts follow the capabilities and
+// SET_IRQS follows vfio-pci's rules: one type at a time, MSI/MSI-X vectors
+// allocated at enable, disabling an index that is not on is EINVAL.
 #pragma once
 
+#include <cstdlib>
 #include <cstring>
+#include <new>
 #include <map>
+#include <mutex>
 #include <set>
 #include <vector>
 
@@ -20,16 +27,49 @@ inline constexpr uint64_t kBar2Size = 16 * 1024;
 inline constexpr uint32_t kMsixVectors = 16;
 inline constexpr uint32_t kPbaOffset = 0x2000;
 inline constexpr uint16_t kMsixCap = 0x50;
+inline constexpr uint16_t kMsiCap = 0x60;
+inline constexpr uint32_t kMsiVectors = 4;
+inline constexpr uint16_t kMsiControl = kMsiCap + 2;
+inline constexpr uint16_t kMsiAddressLo = kMsiCap + 4;
+inline constexpr uint16_t kMsiAddressHi = kMsiCap + 8;
+inline constexpr uint16_t kMsiData = kMsiCap + 12;
+inline constexpr uint16_t kMsiMask = kMsiCap + 16;
+inline constexpr uint16_t kMsiPending = kMsiCap + 20;
+
+// BAR memory as the kernel's mmap gives it: page-aligned (KVM refuses a memory
+// slot whose host address is not).
+template <typename T>
+struct PageAlignedAllocator {
+    using value_type = T;
+    PageAlignedAllocator() = default;
+    template <typename U>
+    PageAlignedAllocator(const PageAlignedAllocator<U>&) {}
+    T* allocate(size_t n) {
+        size_t bytes = (n * sizeof(T) + kPage - 1) / kPage * kPage;
+        void* p = std::aligned_alloc(kPage, bytes);
+        if (!p) throw std::bad_alloc();
+        return static_cast<T*>(p);
+    }
+    void deallocate(T* p, size_t) { std::free(p); }
+    bool operator==(const PageAlignedAllocator&) const { return true; }
+};
+using PageBytes = std::vector<std::byte, PageAlignedAllocator<std::byte>>;
 
 struct SimFunction {
     SimFunction();
+    // Rewrites the MSI capability's control word (its size follows: data at 8 or 12,
+    // masks and pending bits only with per-vector masking).
+    void set_msi(bool is64, bool per_vector_mask, uint8_t log2_vectors);
     uint32_t group = 0;
     bool opened = false;
     bool busy = false;  // opened by another process
+    bool bar2_mmap = false;  // the kernel flags BAR2 (MSI-X table) MMAP, as since Linux 4.16 it may
+    int msi_enable_errno = 0;  // pci_alloc_irq_vectors failing (EINVAL: pci=nomsi, ENOSPC: out of vectors)
     int resets = 0;
     std::vector<uint8_t> config;
-    std::vector<std::byte> bar0, bar2;
-    std::map<uint32_t, std::vector<int32_t>> irqs;  // index -> eventfds (-1 unset)
+    std::set<uint16_t> config_written;  // every config byte offset the user wrote, device-writable or not
+    PageBytes bar0, bar2;
+    std::map<uint32_t, std::vector<int32_t>> irqs;  // index -> eventfds (-1 unset); index + 100: resamplefd
 };
 
 struct SimGroup {
@@ -52,7 +92,11 @@ struct SimContainer {
 
 class SimVfio final : public VfioBackend {
 public:
+    // The kernel serialises a container's MAP/UNMAP (its iommu lock); so does the
+    // simulation, since installs (vCPU threads) and reclaims (VMM thread) overlap.
+    mutable std::mutex dma_mutex;
     uint64_t dma_entry_limit = 65535;
+    bool populate_on_map = false;  // pin like the kernel: populate vaddr at MAP_DMA
     uint64_t locked_limit = ~0ull;  // RLIMIT_MEMLOCK
     uint64_t locked_bytes = 0;
     std::map<std::string, SimFunction> functions;
@@ -89,7 +133,7 @@ public:
 private:
     SimContainer* container(int fd);
     SimFunction* device(int fd);
-    std::vector<std::byte>* region(SimFunction& f, uint64_t offset, uint64_t len, uint64_t& at);
+    PageBytes* region(SimFunction& f, uint64_t offset, uint64_t len, uint64_t& at);
 
     int m_next_fd = 100;
     std::map<int, uint32_t> m_group_fds;        // fd -> group id

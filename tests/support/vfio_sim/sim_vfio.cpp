@@ -1,5 +1,9 @@
 #include "sim_vfio.h"
 
+#include <sys/mman.h>
+
+#include "devices/pci/config_space.h"
+
 namespace vmm::vfio::sim {
 
 namespace {
@@ -7,6 +11,20 @@ Error kerr(const char* what, int e) { return Error(fmt::format("{}: {}", what, s
 constexpr uint64_t kRegionShift = 40;  // vfio-pci: region index << 40
 void put16(std::vector<uint8_t>& c, size_t at, uint16_t v) { c[at] = uint8_t(v); c[at + 1] = uint8_t(v >> 8); }
 void put32(std::vector<uint8_t>& c, size_t at, uint32_t v) { put16(c, at, uint16_t(v)); put16(c, at + 2, uint16_t(v >> 16)); }
+uint16_t get16(const std::vector<uint8_t>& c, size_t at) { return uint16_t(c[at] | c[at + 1] << 8); }
+
+// vfio_pci_get_irq_count: INTx when there is a pin, MSI and MSI-X from their capabilities.
+uint32_t irq_count(const SimFunction& f, uint32_t index) {
+    uint8_t want = index == VFIO_PCI_MSI_IRQ_INDEX ? devices::pci::kCapIdMsi
+                   : index == VFIO_PCI_MSIX_IRQ_INDEX ? devices::pci::kCapIdMsix : 0;
+    if (index == VFIO_PCI_INTX_IRQ_INDEX) return f.config[0x3d] ? 1 : 0;
+    for (const auto& cap : devices::pci::walk_capabilities([&](uint16_t off) { return f.config[off]; })) {
+        if (cap.id != want) continue;
+        uint16_t control = get16(f.config, cap.offset + 2);
+        return want == devices::pci::kCapIdMsi ? 1u << ((control >> 1) & 7) : (control & 0x7ffu) + 1;
+    }
+    return 0;
+}
 }  // namespace
 
 SimFunction::SimFunction() : config(256, 0), bar0(kBar0Size), bar2(kBar2Size) {
@@ -25,6 +43,13 @@ SimFunction::SimFunction() : config(256, 0), bar0(kBar0Size), bar2(kBar2Size) {
     put16(config, kMsixCap + 2, kMsixVectors - 1);
     put32(config, kMsixCap + 4, 2);  // table: BAR2 offset 0
     put32(config, kMsixCap + 8, kPbaOffset | 2);
+    config[kMsixCap + 1] = kMsiCap;
+    config[kMsiCap] = 0x05;
+    set_msi(true, true, 2);
+}
+
+void SimFunction::set_msi(bool is64, bool per_vector_mask, uint8_t log2_vectors) {
+    put16(config, kMsiCap + 2, uint16_t((is64 ? 0x80 : 0) | (per_vector_mask ? 0x100 : 0) | (log2_vectors & 7) << 1));
 }
 
 SimFunction& SimVfio::add_function(const std::string& address, uint32_t group) {
@@ -35,6 +60,7 @@ SimFunction& SimVfio::add_function(const std::string& address, uint32_t group) {
 }
 
 uint64_t SimVfio::mapped_bytes(int fd) const {
+    std::lock_guard lock(dma_mutex);
     uint64_t n = 0;
     if (auto it = containers.find(fd); it != containers.end())
         for (auto& [iova, m] : it->second.mappings) n += m.size;
@@ -79,6 +105,7 @@ Result<void> SimVfio::set_iommu(int fd, uint32_t type) {
 // vfio_dma_do_map: alignment/size/overflow -> EINVAL, overlap -> EEXIST, no entries
 // left -> ENOSPC, pinning past RLIMIT_MEMLOCK -> ENOMEM.
 Result<void> SimVfio::dma_map(int fd, uint64_t iova, uint64_t vaddr, uint64_t size) {
+    std::lock_guard lock(dma_mutex);
     SimContainer* c = container(fd);
     if (!c) return kerr("VFIO_IOMMU_MAP_DMA", EBADF);
     if (!c->iommu) return kerr("VFIO_IOMMU_MAP_DMA", EINVAL);
@@ -92,6 +119,13 @@ Result<void> SimVfio::dma_map(int fd, uint64_t iova, uint64_t vaddr, uint64_t si
     }
     if (c->mappings.size() >= dma_entry_limit) return kerr("VFIO_IOMMU_MAP_DMA", ENOSPC);
     if (locked_bytes + size > locked_limit) return kerr("VFIO_IOMMU_MAP_DMA", ENOMEM);
+    // The kernel pins (and so populates) what it maps: a later discard of a
+    // still-mapped page shows up as a mapped page that is no longer resident.
+    if (populate_on_map) {
+        constexpr int kPopulateWrite = 23;  // MADV_POPULATE_WRITE (Linux 5.14)
+        if (::madvise(reinterpret_cast<void*>(vaddr), size, kPopulateWrite) != 0)
+            return kerr("VFIO_IOMMU_MAP_DMA (pinning)", EFAULT);
+    }
     locked_bytes += size;
     c->mappings.emplace(iova, SimMapping{size, vaddr});
     return ok();
@@ -100,6 +134,7 @@ Result<void> SimVfio::dma_map(int fd, uint64_t iova, uint64_t vaddr, uint64_t si
 // vfio_dma_do_unmap (v2): misaligned or empty -> EINVAL; a range that starts or ends
 // inside a mapping -> EINVAL; otherwise every mapping inside goes, 0 bytes is fine.
 Result<uint64_t> SimVfio::dma_unmap(int fd, uint64_t iova, uint64_t size) {
+    std::lock_guard lock(dma_mutex);
     SimContainer* c = container(fd);
     if (!c) return kerr("VFIO_IOMMU_UNMAP_DMA", EBADF);
     if (!c->iommu) return kerr("VFIO_IOMMU_UNMAP_DMA", EINVAL);
@@ -200,38 +235,50 @@ Result<RegionInfo> SimVfio::region_info(int fd, uint32_t index) {
     RegionInfo r{index, 0, 0, uint64_t{index} << kRegionShift};
     uint32_t rw = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE;
     if (index == VFIO_PCI_BAR0_REGION_INDEX) r = {index, rw | VFIO_REGION_INFO_FLAG_MMAP, kBar0Size, r.offset};
-    if (index == VFIO_PCI_BAR2_REGION_INDEX) r = {index, rw, kBar2Size, r.offset};
+    if (index == VFIO_PCI_BAR2_REGION_INDEX)
+        r = {index, rw | (device(fd)->bar2_mmap ? uint32_t{VFIO_REGION_INFO_FLAG_MMAP} : 0u), kBar2Size, r.offset};
     if (index == VFIO_PCI_CONFIG_REGION_INDEX) r = {index, rw, 256, r.offset};
     return r;
 }
 
 Result<IrqInfo> SimVfio::irq_info(int fd, uint32_t index) {
-    if (!device(fd)) return kerr("VFIO_DEVICE_GET_IRQ_INFO", EBADF);
+    SimFunction* f = device(fd);
+    if (!f) return kerr("VFIO_DEVICE_GET_IRQ_INFO", EBADF);
     if (index >= VFIO_PCI_NUM_IRQS) return kerr("VFIO_DEVICE_GET_IRQ_INFO", EINVAL);
-    uint32_t count = index == VFIO_PCI_INTX_IRQ_INDEX ? 1 : index == VFIO_PCI_MSIX_IRQ_INDEX ? kMsixVectors : 0;
-    return IrqInfo{index, VFIO_IRQ_INFO_EVENTFD, count};
+    return IrqInfo{index, VFIO_IRQ_INFO_EVENTFD, irq_count(*f, index)};
 }
 
+// vfio_pci_set_irqs_ioctl and its INTx/MSI handlers, for the TRIGGER and UNMASK
+// actions the VMM uses.
 Result<void> SimVfio::set_irqs(int fd, uint32_t index, uint32_t action, uint32_t start,
                                std::span<const int32_t> eventfds) {
     SimFunction* f = device(fd);
     if (!f) return kerr("VFIO_DEVICE_SET_IRQS", EBADF);
     uint32_t count = VMM_TRY(irq_info(fd, index)).count;
-    if (eventfds.empty()) {
-        if (action == VFIO_IRQ_SET_ACTION_TRIGGER) {
-            f->irqs.erase(index);
-            f->irqs.erase(index + 100);
-        }
+    if (start >= count || eventfds.size() > count - start) return kerr("VFIO_DEVICE_SET_IRQS", EINVAL);
+    const bool active = f->irqs.count(index) != 0;
+    if (eventfds.empty()) {  // DATA_NONE, count 0
+        if (action != VFIO_IRQ_SET_ACTION_TRIGGER) return ok();
+        if (!active) return kerr("VFIO_DEVICE_SET_IRQS", EINVAL);  // only the running type can be turned off
+        f->irqs.erase(index);
+        f->irqs.erase(index + 100);
         return ok();
     }
-    if (start + eventfds.size() > count) return kerr("VFIO_DEVICE_SET_IRQS", EINVAL);
     // vfio-pci allows one interrupt type at a time.
     if (action == VFIO_IRQ_SET_ACTION_TRIGGER)
         for (auto& [other, fds] : f->irqs)
             if (other < 100 && other != index) return kerr("VFIO_DEVICE_SET_IRQS", EINVAL);
+    if (index == VFIO_PCI_MSI_IRQ_INDEX && action == VFIO_IRQ_SET_ACTION_TRIGGER) {
+        if (!active) {  // vfio_msi_enable(start + count): the host allocates that many, fixed until disabled
+            if (f->msi_enable_errno) return kerr("VFIO_DEVICE_SET_IRQS", f->msi_enable_errno);
+            f->irqs[index].assign(start + eventfds.size(), -1);
+        } else if (start + eventfds.size() > f->irqs[index].size()) {
+            return kerr("VFIO_DEVICE_SET_IRQS", EINVAL);  // vfio_msi_set_block past the enabled vectors
+        }
+    }
     uint32_t key = action == VFIO_IRQ_SET_ACTION_UNMASK ? index + 100 : index;  // resamplefd kept apart
     auto& slots = f->irqs[key];
-    slots.resize(count, -1);
+    if (index != VFIO_PCI_MSI_IRQ_INDEX) slots.resize(count, -1);
     for (size_t i = 0; i < eventfds.size(); ++i) slots[start + i] = eventfds[i];
     return ok();
 }
@@ -243,10 +290,10 @@ Result<void> SimVfio::reset(int fd) {
     return ok();
 }
 
-std::vector<std::byte>* SimVfio::region(SimFunction& f, uint64_t offset, uint64_t len, uint64_t& at) {
+PageBytes* SimVfio::region(SimFunction& f, uint64_t offset, uint64_t len, uint64_t& at) {
     uint64_t index = offset >> kRegionShift;
     at = offset & ((1ull << kRegionShift) - 1);
-    std::vector<std::byte>* r = index == VFIO_PCI_BAR0_REGION_INDEX ? &f.bar0
+    PageBytes* r = index == VFIO_PCI_BAR0_REGION_INDEX ? &f.bar0
                                 : index == VFIO_PCI_BAR2_REGION_INDEX ? &f.bar2 : nullptr;
     if (!r || at > r->size() || len > r->size() - at) return nullptr;
     return r;
@@ -275,6 +322,7 @@ Result<void> SimVfio::region_write(int fd, uint64_t offset, std::span<const std:
         uint64_t at = offset & ((1ull << kRegionShift) - 1);
         if (at + data.size() > 256) return kerr("VFIO region write", EINVAL);
         // Writable here: command (low byte) and interrupt line; the rest is the device's.
+        for (size_t i = 0; i < data.size(); ++i) f->config_written.insert(uint16_t(at + i));
         for (size_t i = 0; i < data.size(); ++i)
             if (at + i == 0x04 || at + i == 0x05 || at + i == 0x3c) f->config[at + i] = std::to_integer<uint8_t>(data[i]);
         return ok();
@@ -289,7 +337,9 @@ Result<void> SimVfio::region_write(int fd, uint64_t offset, std::span<const std:
 Result<void*> SimVfio::region_mmap(int fd, uint64_t offset, uint64_t size) {
     SimFunction* f = device(fd);
     if (!f) return kerr("mmap of VFIO region", EBADF);
-    if (offset >> kRegionShift != VFIO_PCI_BAR0_REGION_INDEX) return kerr("mmap of VFIO region", EINVAL);
+    uint64_t index = offset >> kRegionShift;
+    if (index != VFIO_PCI_BAR0_REGION_INDEX && !(index == VFIO_PCI_BAR2_REGION_INDEX && f->bar2_mmap))
+        return kerr("mmap of VFIO region", EINVAL);
     uint64_t at = 0;
     auto* r = region(*f, offset, size, at);
     if (!r) return kerr("mmap of VFIO region", EINVAL);
