@@ -15,25 +15,29 @@
 namespace vmm::cli {
 namespace {
 
+enum class Operand { none, size, device, id };  // resize-balloon SIZE, add-device PATH[,id=ID], remove-device ID
+
 struct CommandSpec {
     std::string_view name;
     bool is_put;
     std::string_view path;
-    bool takes_size;  // resize-balloon SIZE
+    Operand operand;
 };
 
 constexpr std::array kCommands{
-    CommandSpec{"ping", false, "vmm.ping", false},
-    CommandSpec{"info", false, "vm.info", false},
-    CommandSpec{"counters", false, "vm.counters", false},
-    CommandSpec{"balloon-statistics", false, "vm.balloon-statistics", false},
-    CommandSpec{"pause", true, "vm.pause", false},
-    CommandSpec{"resume", true, "vm.resume", false},
-    CommandSpec{"shutdown", true, "vm.shutdown", false},
-    CommandSpec{"shutdown-vmm", true, "vmm.shutdown", false},
-    CommandSpec{"reboot", true, "vm.reboot", false},
-    CommandSpec{"power-button", true, "vm.power-button", false},
-    CommandSpec{"resize-balloon", true, "vm.resize-balloon", true},
+    CommandSpec{"ping", false, "vmm.ping", Operand::none},
+    CommandSpec{"info", false, "vm.info", Operand::none},
+    CommandSpec{"counters", false, "vm.counters", Operand::none},
+    CommandSpec{"balloon-statistics", false, "vm.balloon-statistics", Operand::none},
+    CommandSpec{"pause", true, "vm.pause", Operand::none},
+    CommandSpec{"resume", true, "vm.resume", Operand::none},
+    CommandSpec{"shutdown", true, "vm.shutdown", Operand::none},
+    CommandSpec{"shutdown-vmm", true, "vmm.shutdown", Operand::none},
+    CommandSpec{"reboot", true, "vm.reboot", Operand::none},
+    CommandSpec{"power-button", true, "vm.power-button", Operand::none},
+    CommandSpec{"resize-balloon", true, "vm.resize-balloon", Operand::size},
+    CommandSpec{"add-device", true, "vm.add-device", Operand::device},
+    CommandSpec{"remove-device", true, "vm.remove-device", Operand::id},
 };
 
 const CommandSpec* find_command(std::string_view name) {
@@ -52,7 +56,7 @@ std::string socket_path_from(std::string_view value) {
 
 Result<RemoteRequest> build_request(const CommandSpec& spec, std::span<const std::string> operands,
                                     std::string socket_path) {
-    size_t wanted = spec.takes_size ? 1 : 0;
+    size_t wanted = spec.operand == Operand::none ? 0 : 1;
     if (operands.size() != wanted) {
         return Error::msg("'{}' takes {} argument(s), got {}", spec.name, wanted, operands.size());
     }
@@ -60,10 +64,26 @@ Result<RemoteRequest> build_request(const CommandSpec& spec, std::span<const std
     request.socket_path = std::move(socket_path);
     request.is_put = spec.is_put;
     request.path = std::string(spec.path);
-    if (spec.takes_size) {
+    if (spec.operand == Operand::size) {
         auto bytes = parse_size(operands[0]);
         if (!bytes) return bytes.error().context(fmt::format("{} '{}'", spec.name, operands[0]));
         request.body = nlohmann::json{{"size", *bytes}}.dump();
+    } else if (spec.operand == Operand::device) {
+        // The --device grammar: path=P[,id=I], or just the path.
+        std::string_view v = operands[0];
+        nlohmann::json body;
+        if (!v.starts_with("path=")) {
+            body["path"] = std::string(v);
+        } else {
+            OptionParser parser;
+            parser.add("path").add("id");
+            VMM_TRY_CTX(parser.parse(v), spec.name);
+            body["path"] = VMM_TRY(parser.get_string("path")).value_or("");
+            if (auto id = VMM_TRY(parser.get_string("id"))) body["id"] = *id;
+        }
+        request.body = body.dump();
+    } else if (spec.operand == Operand::id) {
+        request.body = nlohmann::json{{"id", operands[0]}}.dump();
     }
     return request;
 }
@@ -137,7 +157,9 @@ std::string remote_help_text() {
            "  shutdown-vmm          PUT  /api/v1/vmm.shutdown (the VMM process exits)\n"
            "  reboot                PUT  /api/v1/vm.reboot\n"
            "  power-button          PUT  /api/v1/vm.power-button (Ctrl-Alt-Del)\n"
-           "  resize-balloon SIZE   PUT  /api/v1/vm.resize-balloon, SIZE in bytes or with K/M/G/T\n\n"
+           "  resize-balloon SIZE   PUT  /api/v1/vm.resize-balloon, SIZE in bytes or with K/M/G/T\n"
+           "  add-device PATH[,id=ID]  PUT /api/v1/vm.add-device (VFIO; PATH or path=PATH,id=ID)\n"
+           "  remove-device ID      PUT  /api/v1/vm.remove-device\n\n"
            "A JSON reply is printed pretty; a 204 prints nothing.\n"
            "Exit status: 0 success, 1 error reply or VMM unreachable (message on stderr), 2 usage error.\n";
 }

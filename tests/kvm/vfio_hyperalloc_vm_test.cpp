@@ -71,7 +71,6 @@ TEST_CASE("DMA invariant: reclaim and install race with a VFIO function present"
             c.payload.cmdline += " testguest.seconds=10";
             c.balloon = BalloonConfig{};  // HyperAlloc, manual target; installs on the vCPU
             c.devices.push_back({"0000:01:00.0", "nic"});
-            c.seccomp = SeccompMode::off;  // TEMP
         },
         VmServices{host});
     auto channel = RequestChannel::create();

@@ -56,7 +56,6 @@ TEST_CASE("a VFIO function on the guest's PCI bus: BARs, MSI-X through KVM route
         [](VmConfig& c) {
             c.devices.push_back({"/sys/bus/pci/devices/0000:01:00.0/", ""});
             c.balloon = BalloonConfig{};  // HyperAlloc: the guest has no driver, so no zones
-            c.seccomp = SeccompMode::off;  // TEMP
         },
         VmServices{host});
     // Before the guest runs, all of its RAM is mapped for DMA.

@@ -106,6 +106,7 @@ Result<void> SimVfio::set_iommu(int fd, uint32_t type) {
 // left -> ENOSPC, pinning past RLIMIT_MEMLOCK -> ENOMEM.
 Result<void> SimVfio::dma_map(int fd, uint64_t iova, uint64_t vaddr, uint64_t size) {
     std::lock_guard lock(dma_mutex);
+    ++map_calls;
     SimContainer* c = container(fd);
     if (!c) return kerr("VFIO_IOMMU_MAP_DMA", EBADF);
     if (!c->iommu) return kerr("VFIO_IOMMU_MAP_DMA", EINVAL);
@@ -135,6 +136,7 @@ Result<void> SimVfio::dma_map(int fd, uint64_t iova, uint64_t vaddr, uint64_t si
 // inside a mapping -> EINVAL; otherwise every mapping inside goes, 0 bytes is fine.
 Result<uint64_t> SimVfio::dma_unmap(int fd, uint64_t iova, uint64_t size) {
     std::lock_guard lock(dma_mutex);
+    ++unmap_calls;
     SimContainer* c = container(fd);
     if (!c) return kerr("VFIO_IOMMU_UNMAP_DMA", EBADF);
     if (!c->iommu) return kerr("VFIO_IOMMU_UNMAP_DMA", EINVAL);

@@ -97,6 +97,7 @@ public:
     mutable std::mutex dma_mutex;
     uint64_t dma_entry_limit = 65535;
     bool populate_on_map = false;  // pin like the kernel: populate vaddr at MAP_DMA
+    uint64_t map_calls = 0, unmap_calls = 0;  // under dma_mutex
     uint64_t locked_limit = ~0ull;  // RLIMIT_MEMLOCK
     uint64_t locked_bytes = 0;
     std::map<std::string, SimFunction> functions;

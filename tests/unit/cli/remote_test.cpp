@@ -148,6 +148,23 @@ TEST_CASE("remote: resize-balloon sends the size in bytes", "[remote]") {
     CHECK(bytes->body == R"({"size":4096})");
 }
 
+TEST_CASE("remote: add-device and remove-device send cloud-hypervisor's bodies", "[remote][vfio]") {
+    auto plain = parse_remote_args(words({"--api-socket", "/s", "add-device", "/sys/bus/pci/devices/0000:01:00.0/"}));
+    REQUIRE(plain);
+    CHECK(plain->is_put);
+    CHECK(plain->path == "vm.add-device");
+    CHECK(plain->body == R"({"path":"/sys/bus/pci/devices/0000:01:00.0/"})");
+    auto with_id = parse_remote_args(words({"--api-socket", "/s", "add-device", "path=0000:02:00.0,id=nic"}));
+    REQUIRE(with_id);
+    CHECK(with_id->body == R"({"id":"nic","path":"0000:02:00.0"})");
+    CHECK_FALSE(parse_remote_args(words({"--api-socket", "/s", "add-device", "path=a,colour=red"})));
+    CHECK_FALSE(parse_remote_args(words({"--api-socket", "/s", "add-device"})));
+    auto remove = parse_remote_args(words({"--api-socket", "/s", "remove-device", "nic"}));
+    REQUIRE(remove);
+    CHECK(remove->path == "vm.remove-device");
+    CHECK(remove->body == R"({"id":"nic"})");
+}
+
 TEST_CASE("remote: usage errors", "[remote]") {
     CHECK_FALSE(parse_remote_args(words({"info"})));                                   // no socket
     CHECK_FALSE(parse_remote_args(words({"--api-socket"})));                           // no value
