@@ -63,6 +63,12 @@ TEST_CASE("a VFIO function on the guest's PCI bus: BARs, MSI-X through KVM route
     sim::SimFunction& fn = host->functions.at(kAddress);
     CHECK(fn.opened);
     CHECK(fn.resets >= 1);
+    // INTx (the function has pin A): a trigger irqfd and a resamplefd from KVM.
+    REQUIRE(fn.irqs.count(VFIO_PCI_INTX_IRQ_INDEX));
+    REQUIRE(fn.irqs.at(VFIO_PCI_INTX_IRQ_INDEX).size() == 1);
+    CHECK(fn.irqs.at(VFIO_PCI_INTX_IRQ_INDEX)[0] >= 0);
+    REQUIRE(fn.irqs.count(VFIO_PCI_INTX_IRQ_INDEX + 100));
+    CHECK(fn.irqs.at(VFIO_PCI_INTX_IRQ_INDEX + 100)[0] >= 0);
 
     run.start();
     REQUIRE(run.wait_output("PCI: STAGE 1", kStageLimit));
@@ -76,6 +82,8 @@ TEST_CASE("a VFIO function on the guest's PCI bus: BARs, MSI-X through KVM route
     uint32_t stored = 0;
     std::memcpy(&stored, fn.bar0.data() + 0x100, sizeof stored);
     CHECK(stored == 0xc0ffee01u);
+    // vfio-pci runs one interrupt type: INTx is off while MSI-X is on.
+    CHECK(fn.irqs[VFIO_PCI_INTX_IRQ_INDEX].empty());
     // MSI-X is on in the (simulated) kernel with one eventfd per vector.
     REQUIRE(fn.irqs.count(VFIO_PCI_MSIX_IRQ_INDEX));
     const auto& fds = fn.irqs.at(VFIO_PCI_MSIX_IRQ_INDEX);
@@ -97,6 +105,7 @@ TEST_CASE("a VFIO function on the guest's PCI bus: BARs, MSI-X through KVM route
     REQUIRE(run.wait_output("PCI: STAGE 3", kStageLimit));
     CHECK_THAT(run.output(), Catch::Contains("msix enabled 0 after disable"));
     CHECK(fn.irqs[VFIO_PCI_MSIX_IRQ_INDEX].empty());
+    CHECK(fn.irqs[VFIO_PCI_INTX_IRQ_INDEX].size() == 1);  // INTx is back
 
     release_stage(run, 3);
     auto end = run.wait_exit(60s);
