@@ -6,8 +6,8 @@ set -euo pipefail
 PACKAGES=(
     # build
     build-essential cmake pkg-config
-    # libraries (KVM headers, fmt, JSON, HTTP, tests, device trees)
-    linux-libc-dev libfmt-dev nlohmann-json3-dev libcpp-httplib-dev catch2 libfdt-dev
+    # libraries (KVM headers, fmt, JSON, HTTP, tests, device trees, seccomp filters)
+    linux-libc-dev libfmt-dev nlohmann-json3-dev libcpp-httplib-dev catch2 libfdt-dev libseccomp-dev
     # the guest kernel and its initramfs
     linux-source-6.1 busybox-static bc bison flex libelf-dev libssl-dev cpio xz-utils lz4 kmod patch
     # the scripted tests

@@ -43,7 +43,10 @@ int run(const vmm::cli::RunOptions& options) {
             return kExitFailure;
         }
         requests = *channel;
-        auto started = vmm::api::ApiServer::start({*options.api_socket}, requests);
+        vmm::api::ApiServerOptions server_options;
+        server_options.socket_path = *options.api_socket;
+        server_options.seccomp = options.vm.seccomp;
+        auto started = vmm::api::ApiServer::start(server_options, requests);
         if (!started) {
             std::fprintf(stderr, "vmm: --api-socket: %s\n", started.error().message().c_str());
             return kExitFailure;

@@ -7,10 +7,12 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include <pthread.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstring>
+#include <future>
 #include <list>
 #include <mutex>
 #include <system_error>
@@ -19,6 +21,7 @@
 #include "common/event_fd.h"
 #include "common/log.h"
 #include "common/unique_fd.h"
+#include "vmm/seccomp.h"
 #include "connection.h"
 #include "unix_socket.h"
 
@@ -133,7 +136,15 @@ struct ApiServer::Impl {
         int f = fd.release();  // the thread owns it from here
         try {
             raw->thread = std::thread([this, raw, f] {
-                detail::serve_connection(context(), UniqueFd(f));
+                UniqueFd owned(f);
+                (void)::pthread_setname_np(::pthread_self(), "api-conn");
+                // Under the accept thread's filter already; this one drops accept4
+                // and thread creation. Without it the connection is not served.
+                if (auto r = apply_seccomp(ThreadKind::api_connection, options.seccomp); !r) {
+                    if (warn_limit.allow()) log::error("API: {}; closing the connection", r.error().message());
+                } else {
+                    detail::serve_connection(context(), std::move(owned));
+                }
                 raw->done.store(true);
             });
         } catch (const std::system_error& e) {
@@ -197,11 +208,25 @@ Result<std::unique_ptr<ApiServer>> ApiServer::start(const ApiServerOptions& opti
     VMM_TRY(remove_stale_socket(options.socket_path));
     impl->listener = VMM_TRY(bind_socket(options.socket_path, impl->socket_inode));
     Impl* raw = impl.get();
+    std::promise<Result<void>> filtered;
+    auto installed = filtered.get_future();
     try {
-        impl->accept_thread = std::thread([raw] { raw->accept_loop(); });
+        // The thread owns the promise, so the shared state outlives set_value().
+        impl->accept_thread = std::thread([raw, filtered = std::move(filtered)]() mutable {
+            (void)::pthread_setname_np(::pthread_self(), "api-accept");
+            auto r = apply_seccomp(ThreadKind::api_accept, raw->options.seccomp);
+            bool installed_ok = r.has_value();
+            filtered.set_value(std::move(r));
+            if (installed_ok) raw->accept_loop();
+        });
     } catch (const std::system_error& e) {
         ::unlink(options.socket_path.c_str());
         return Error::msg("cannot start the API thread: {}", e.what());
+    }
+    if (auto r = installed.get(); !r) {
+        impl->accept_thread.join();
+        ::unlink(options.socket_path.c_str());
+        return r.error();
     }
     log::info("API: listening on {}", options.socket_path);
     return std::unique_ptr<ApiServer>(new ApiServer(std::move(impl)));

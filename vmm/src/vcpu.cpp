@@ -4,6 +4,7 @@
 
 #include "common/log.h"
 #include "vmm/pvm_workarounds.h"
+#include "vmm/seccomp.h"
 
 namespace vmm {
 namespace {
@@ -105,6 +106,21 @@ void Vcpu::request_error(std::string reason) {
 }
 
 void Vcpu::thread_main() {
+    // Named before the filter: "vcpu0" in top, and in the kernel's seccomp audit
+    // records (comm=) under --seccomp log.
+    (void)::pthread_setname_np(::pthread_self(), fmt::format("vcpu{}", id()).c_str());
+    if (auto r = apply_seccomp(ThreadKind::vcpu, m_ctx.seccomp); !r) {
+        request_error(r.error().message());
+    } else {
+        run_loop();
+    }
+    std::lock_guard lock(m_mutex);
+    m_current = State::stopped;
+    m_thread_exited = true;
+    m_cv.notify_all();
+}
+
+void Vcpu::run_loop() {
     for (;;) {
         {
             std::unique_lock lock(m_mutex);
@@ -127,10 +143,6 @@ void Vcpu::thread_main() {
         }
         if (!handle_exit(*exit)) break;
     }
-    std::lock_guard lock(m_mutex);
-    m_current = State::stopped;
-    m_thread_exited = true;
-    m_cv.notify_all();
 }
 
 bool Vcpu::handle_exit(const kvm::VcpuExit& exit) {

@@ -5,11 +5,13 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <future>
 #include <thread>
 
 #include "common/log.h"
 #include "irq_line.h"
 #include "memory/x86_64_layout.h"
+#include "vmm/seccomp.h"
 
 namespace vmm {
 
@@ -45,6 +47,8 @@ std::string describe_paths(const std::vector<dv::NotifyPath>& paths) {
 // A device's own thread with its own epoll loop, for queues whose handling must not
 // wait behind (or hold up) the VMM thread. Every fd is added before the thread starts,
 // so the loop is only ever touched by that thread; the destructor stops and joins it.
+// The thread installs its seccomp filter before it serves anything, and start()
+// waits for that: a worker without its filter never runs a queue.
 class VirtioMmioDevices::Worker {
 public:
     static Result<std::unique_ptr<Worker>> create() {
@@ -62,11 +66,25 @@ public:
 
     EventLoop& loop() { return m_loop; }
 
-    [[nodiscard]] Result<void> start(const std::string& id) {
+    [[nodiscard]] Result<void> start(const std::string& id, SeccompMode seccomp) {
         VMM_TRY(m_loop.add(m_stop.fd(), EPOLLIN, [this](uint32_t) { m_stopping = true; }));
-        m_thread = std::thread([this] { run(); });
-        // Shows up in top/ps; names are limited to 15 characters.
-        (void)::pthread_setname_np(m_thread.native_handle(), fmt::format("virtio-{}", id).substr(0, 15).c_str());
+        std::promise<Result<void>> filtered;
+        auto installed = filtered.get_future();
+        // Shows up in top/ps and in seccomp audit records; at most 15 characters.
+        std::string name = fmt::format("virtio-{}", id).substr(0, 15);
+        // The thread owns the promise, so the shared state outlives set_value().
+        m_thread = std::thread([this, name, seccomp, filtered = std::move(filtered)]() mutable {
+            // Named by the thread itself, before its filter (which allows no file opens).
+            (void)::pthread_setname_np(::pthread_self(), name.c_str());
+            auto r = apply_seccomp(ThreadKind::device_worker, seccomp);
+            bool installed_ok = r.has_value();
+            filtered.set_value(std::move(r));
+            if (installed_ok) run();
+        });
+        if (auto r = installed.get(); !r) {
+            m_thread.join();
+            return r.error();
+        }
         return ok();
     }
 
@@ -106,8 +124,8 @@ struct VirtioMmioDevices::Wiring {
 };
 
 VirtioMmioDevices::VirtioMmioDevices(const kvm::VmFd& vm, const memory::GuestMemory& memory, devices::Bus& mmio_bus,
-                                     EventLoop& loop)
-    : m_vm(vm), m_memory(memory), m_bus(mmio_bus), m_loop(loop) {}
+                                     EventLoop& loop, SeccompMode seccomp)
+    : m_vm(vm), m_memory(memory), m_bus(mmio_bus), m_loop(loop), m_seccomp(seccomp) {}
 
 VirtioMmioDevices::~VirtioMmioDevices() = default;
 
@@ -157,7 +175,7 @@ Result<void> VirtioMmioDevices::add(std::shared_ptr<dv::VirtioDevice> device, st
         VMM_TRY(m_loop.add(fd, EPOLLIN | EPOLLET, [fd, device](uint32_t events) { device->process_backend(fd, events); }));
         wiring->watched_fds.push_back(fd);
     }
-    if (wiring->worker) VMM_TRY_CTX(wiring->worker->start(id), id);
+    if (wiring->worker) VMM_TRY_CTX(wiring->worker->start(id, m_seccomp), fmt::format("virtio device '{}'", id));
     log::info("virtio device '{}' (type {}) at {:#x}, IRQ {}, {} queues ({})", id, device->device_type(), base, gsi,
               queues, describe_paths(paths));
     m_slots.push_back({std::move(id), base, gsi, std::move(transport)});

@@ -158,6 +158,7 @@ Result<void> Vm::setup_legacy_devices() {
 Result<void> Vm::create_vcpus() {
     auto supported = VMM_TRY(m_kvm.supported_cpuid());
     VcpuContext context{&m_pio_bus, &m_mmio_bus, &*m_memory, m_exits.get(), m_pvm_host};
+    context.seccomp = m_config.seccomp;
     for (uint32_t i = 0; i < m_config.cpus.boot; ++i) {
         kvm::VcpuFd fd = VMM_TRY(m_vm_fd.create_vcpu(i));
         auto cpuid = supported;

@@ -57,7 +57,7 @@ Result<void> Vm::add_balloon(const BalloonConfig& b) {
 }
 
 Result<void> Vm::setup_virtio_devices() {
-    m_virtio = std::make_unique<VirtioMmioDevices>(m_vm_fd, *m_memory, m_mmio_bus, *m_loop);
+    m_virtio = std::make_unique<VirtioMmioDevices>(m_vm_fd, *m_memory, m_mmio_bus, *m_loop, m_config.seccomp);
 
     for (size_t i = 0; i < m_config.disks.size(); ++i) {
         const DiskConfig& disk = m_config.disks[i];

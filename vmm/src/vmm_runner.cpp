@@ -3,6 +3,7 @@
 #include <poll.h>
 
 #include "common/log.h"
+#include "vmm/seccomp.h"
 #include "vmm/vm.h"
 
 namespace vmm {
@@ -36,6 +37,16 @@ Result<int> serve_without_vm(const VmConfig& config, RequestChannel& requests) {
 }  // namespace
 
 Result<int> run_vmm(VmConfig config, std::shared_ptr<RequestChannel> requests) {
+    // The calling thread becomes the VMM thread. Its filter goes on before the first
+    // Vm::create: vm.reboot runs Vm::create again under it anyway, and the vCPU and
+    // device worker threads it starts inherit it under their own (a superset of
+    // theirs, so each ends with exactly its own set). The mode never changes on
+    // reboot: a filter cannot be removed.
+    VMM_TRY(apply_seccomp(ThreadKind::vmm, config.seccomp));
+    if (config.seccomp != SeccompMode::off) {
+        log::info("seccomp: every VMM thread filters its syscalls ({})",
+                  config.seccomp == SeccompMode::on ? "a forbidden one kills the VMM" : "log: forbidden ones are logged");
+    }
     for (;;) {
         auto vm = VMM_TRY(Vm::create(config));
         if (requests) vm->attach_requests(requests);

@@ -5,6 +5,9 @@
 // becomes a typed VmRequest sent to the VMM thread over a RequestChannel, and the
 // reply becomes JSON. The API threads never touch devices or the VM; a slow or
 // vanished client only ever holds its own connection thread, until a timeout.
+// Each thread installs its seccomp filter (docs/seccomp.md) first: the accept
+// thread api_accept, each connection thread the narrower api_connection (no
+// accept, no new threads); neither may create sockets or open files.
 #pragma once
 
 #include <chrono>
@@ -14,6 +17,7 @@
 
 #include "common/result.h"
 #include "vmm/request_channel.h"
+#include "vmm/vm_config.h"
 
 namespace vmm::api {
 
@@ -25,6 +29,9 @@ struct ApiServerOptions {
     std::chrono::milliseconds request_timeout{10000};  // from a request's first byte to its last (408)
     std::chrono::milliseconds write_timeout{5000};     // a client that does not read its reply
     std::chrono::milliseconds vmm_timeout{10000};      // RequestChannel::call (503 when exceeded)
+    // The API threads' filters (--seccomp). start() fails when the accept thread
+    // cannot install its filter; a connection thread that cannot is closed unserved.
+    SeccompMode seccomp = SeccompMode::on;
 };
 
 class ApiServer {

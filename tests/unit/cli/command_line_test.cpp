@@ -179,7 +179,7 @@ TEST_CASE("the help example parses", "[command_line]") {
     CHECK(r->run.vm.payload.initramfs == "initrd.cpio.gz");
 }
 
-TEST_CASE("--device is repeatable in cloud-hypervisor's grammar", "[command_line][vfio]") {
+TEST_CASE("the --device flag is repeatable in cloud-hypervisor's grammar", "[command_line][vfio]") {
     auto run = run_with({"--device", "path=/sys/bus/pci/devices/0000:01:00.0/", "path=0000:02:00.0,id=nic"});
     REQUIRE(run.vm.devices.size() == 2);
     CHECK(run.vm.devices[0].path == "/sys/bus/pci/devices/0000:01:00.0/");
@@ -191,7 +191,7 @@ TEST_CASE("--device is repeatable in cloud-hypervisor's grammar", "[command_line
     CHECK_THAT(error_of({"--kernel", "k", "--device", "path=a,colour=red"}), Catch::Contains("colour"));
 }
 
-TEST_CASE("--seccomp true|false|log, on by default", "[command_line][seccomp]") {
+TEST_CASE("the --seccomp flag takes true|false|log and is on by default", "[command_line][seccomp]") {
     CHECK(run_with({}).vm.seccomp == vmm::SeccompMode::on);
     CHECK(run_with({"--seccomp", "true"}).vm.seccomp == vmm::SeccompMode::on);
     CHECK(run_with({"--seccomp", "false"}).vm.seccomp == vmm::SeccompMode::off);

@@ -14,6 +14,7 @@
 #include "memory/guest_memory.h"
 #include "vmm/exit_notifier.h"
 #include "vmm/kvm/vcpu_fd.h"
+#include "vmm/vm_config.h"
 
 namespace vmm {
 
@@ -23,6 +24,9 @@ struct VcpuContext {
     const memory::GuestMemory* memory;
     ExitNotifier* exits;
     bool pvm_workarounds;  // host is kvm_pvm: answer int3/fwait emulation failures
+    // The filter the vCPU thread installs on itself before its first KVM_RUN
+    // (docs/seccomp.md); failing to install it stops the VM with an error.
+    SeccompMode seccomp = SeccompMode::on;
 };
 
 class Vcpu {
@@ -50,6 +54,7 @@ public:
 
 private:
     void thread_main();
+    void run_loop();
     // False when the vCPU must stop running.
     bool handle_exit(const kvm::VcpuExit& exit);
     bool handle_internal_error(const kvm::exit::InternalError& err);

@@ -4,7 +4,8 @@
 // the VMM's event loop turns into process_queue() calls; vcpu_thread, no ioeventfd
 // (the notifying vCPU handles the MMIO write itself); worker_thread, an ioeventfd
 // watched by the device's own worker thread (one per device, joined on
-// destruction). Back-end fds always go on the VMM's loop.
+// destruction), which installs the device_worker seccomp filter on itself first
+// (docs/seccomp.md). Back-end fds always go on the VMM's loop.
 // The kernel learns of them from `virtio_mmio.device=4K@ADDR:GSI` arguments.
 #pragma once
 
@@ -20,6 +21,7 @@
 #include "memory/guest_memory.h"
 #include "vmm/event_loop.h"
 #include "vmm/kvm/kvm.h"
+#include "vmm/vm_config.h"
 
 namespace vmm {
 
@@ -38,8 +40,10 @@ public:
     // the same number (edge, active high). Nine slots.
     static constexpr std::array<uint32_t, 9> kGsis = {5, 6, 7, 9, 10, 11, 12, 14, 15};
 
+    // `seccomp`: the filter mode of the device worker threads; add() fails when a
+    // worker cannot install its filter.
     VirtioMmioDevices(const kvm::VmFd& vm, const memory::GuestMemory& memory, devices::Bus& mmio_bus,
-                      EventLoop& loop);
+                      EventLoop& loop, SeccompMode seccomp = SeccompMode::on);
     ~VirtioMmioDevices();
 
     [[nodiscard]] Result<void> add(std::shared_ptr<devices::virtio::VirtioDevice> device, std::string id);
@@ -54,6 +58,7 @@ private:
     const memory::GuestMemory& m_memory;
     devices::Bus& m_bus;
     EventLoop& m_loop;
+    SeccompMode m_seccomp;
     std::vector<VirtioSlot> m_slots;
     std::vector<std::unique_ptr<Wiring>> m_wiring;
 };

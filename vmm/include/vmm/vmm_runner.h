@@ -14,6 +14,8 @@ namespace vmm {
 
 // Returns the exit status for the process; an Error for a failed VM (triple
 // fault, KVM error, set-up failure), whose message is the one-line reason.
+// First installs the VMM thread's seccomp filter (config.seccomp) on the calling
+// thread, for the rest of its life (docs/seccomp.md).
 [[nodiscard]] Result<int> run_vmm(VmConfig config, std::shared_ptr<RequestChannel> requests);
 
 }  // namespace vmm
