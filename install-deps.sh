@@ -14,6 +14,9 @@ PACKAGES=(
     curl procps iproute2 e2fsprogs python3
     # the automatic-ballooning evaluation's plot (bench/auto_balloon_eval.py)
     gnuplot-nox
+    # sanitizer and fuzzing builds (tests/sanitize/run-sanitized.sh, docs/fuzzing.md):
+    # clang 14, its runtimes (ASan, UBSan, TSan, libFuzzer) and llvm-symbolizer
+    clang-14 libclang-rt-14-dev llvm-14
 )
 
 missing=()

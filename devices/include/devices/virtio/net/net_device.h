@@ -70,8 +70,8 @@ public:
     std::map<std::string, uint64_t> counters() const override;
 
     // The backend fd for the event loop (see the contract above).
-    std::vector<int> backend_fds() const;
-    void process_backend(int fd, uint32_t events);
+    std::vector<int> backend_fds() const override;
+    void process_backend(int fd, uint32_t events) override;
 
     const MacAddress& mac() const { return m_mac; }
     const std::string& id() const { return m_id; }
