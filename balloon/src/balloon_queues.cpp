@@ -26,7 +26,7 @@ const char* role_name(QueueRole role) {
 }  // namespace
 
 void VirtioBalloon::fail(const Error& error, Pending& pending) {
-    log::error("balloon: {}; the device needs a reset", error.message());
+    if (m_log_limit.allow()) log::error("balloon: {}; the device needs a reset", error.message());
     m_broken = true;
     pending.needs_reset = true;
 }

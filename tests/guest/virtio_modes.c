@@ -1,6 +1,7 @@
 /* virtio-rng, virtio-console and virtio-balloon modes, and the dispatch of every
  * `virtio-*` mode name (and `balloon-follow`) (boot.c does not know them: they arrive as MODE_UNKNOWN). */
 #include "virtio.h"
+#include "virtio_hostile.h"
 
 #define MIB (1ul << 20)
 #define PAGE 4096ul
@@ -169,7 +170,7 @@ int run_virtio_mode(const char *name)
 {
     static const char *const names[] = { "virtio-blk", "virtio-blk-verify", "virtio-blk-ro", "virtio-rng",
                                          "virtio-console", "virtio-net", "virtio-balloon",
-                                         "balloon-follow" };
+                                         "balloon-follow", "virtio-hostile" };
     unsigned i = 0, n = sizeof(names) / sizeof(names[0]);
     while (i < n && !(strnlen(name, 32) == strnlen(names[i], 32) && !memcmp(name, names[i], strnlen(name, 32))))
         i++;
@@ -182,6 +183,7 @@ int run_virtio_mode(const char *name)
     case 5: run_virtio_net(); break;
     case 6: run_virtio_balloon(); break;
     case 7: run_virtio_balloon_follow(); break;   /* virtio_balloon_follow.c */
+    case 8: run_virtio_hostile(); break;          /* virtio_hostile*.c */
     default: return 0;
     }
     return 1;

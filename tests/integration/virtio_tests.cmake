@@ -46,6 +46,13 @@ if(TARGET vmm_bin AND TARGET test_guest)
   virtio_script_test(virtio_net_existing_tap TIMEOUT 60
       COMMAND ${VIRTIO_SCRIPTS}/virtio_net.sh existing $<TARGET_FILE:vmm_bin> $<TARGET_FILE:test_guest>)
 
+  # A hostile guest (mode virtio-hostile) against blk, rng and the virtio-balloon: every
+  # attack answered, every device working again, bounded logging, flat RSS and fds.
+  add_test(NAME virtio_hostile
+           COMMAND python3 ${VIRTIO_SCRIPTS}/virtio_hostile.py $<TARGET_FILE:vmm_bin> $<TARGET_FILE:test_guest>)
+  set_tests_properties(virtio_hostile PROPERTIES
+      LABELS kvm SKIP_RETURN_CODE 77 TIMEOUT 180 RESOURCE_LOCK kvm_guest)
+
   # The VMM's RSS falls by >= 200 MiB when the guest inflates 256 MiB, and rises again.
   virtio_script_test(virtio_balloon_rss TIMEOUT 120
       COMMAND ${VIRTIO_SCRIPTS}/balloon_rss.sh $<TARGET_FILE:vmm_bin> $<TARGET_FILE:test_guest>)
