@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
     # build
-    build-essential cmake pkg-config
+    build-essential cmake pkg-config ccache
     # libraries (KVM headers, fmt, JSON, HTTP, tests, device trees, seccomp filters)
     linux-libc-dev libfmt-dev nlohmann-json3-dev libcpp-httplib-dev catch2 libfdt-dev libseccomp-dev
     # the guest kernel and its initramfs
