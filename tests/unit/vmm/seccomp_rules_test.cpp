@@ -178,5 +178,7 @@ TEST_CASE("seccomp rule descriptions name the conditions", "[seccomp]") {
     CHECK(vcpu.count("read") == 1);
     CHECK(vcpu.count("openat -> EACCES") == 1);
     CHECK(rules(ThreadKind::vmm).count("openat") == 1);  // the VMM thread's allow wins
+    CHECK(rules(ThreadKind::vmm).count("open") == 1);    // also for open(2) (sanitizer runtimes)
+    CHECK(vcpu.count("open -> EACCES") == 1);
     CHECK(std::string(vmm::to_string(ThreadKind::device_worker)) == "device_worker");
 }
