@@ -59,11 +59,6 @@ void parse_value(std::string_view value, uint64_t ram) {
 
 }  // namespace
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-    vmm::fuzz::quiet_logging();
-    return 0;
-}
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     vmm::fuzz::FuzzInput in(data, size);
     uint8_t mode = in.u8();

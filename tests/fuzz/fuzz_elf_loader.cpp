@@ -18,11 +18,6 @@
 using namespace vmm;
 using memory::GuestAddress;
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-    vmm::fuzz::quiet_logging();
-    return 0;
-}
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     static memory::GuestMemory mem = vmm::fuzz::make_memory(vmm::fuzz::kBootLayout);
     vmm::fuzz::FuzzInput in(data, size);

@@ -82,11 +82,6 @@ void check_round_trip(const HttpReply& reply) {
 
 }  // namespace
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-    vmm::fuzz::quiet_logging();
-    return 0;
-}
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     vmm::fuzz::FuzzInput in(data, size);
     HttpLimits limits;

@@ -16,11 +16,6 @@
 using namespace vmm;
 using namespace vmm::api;
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-    vmm::fuzz::quiet_logging();
-    return 0;
-}
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     vmm::fuzz::FuzzInput in(data, size);
     uint8_t flags = in.u8();

@@ -82,11 +82,6 @@ void check_zone(const memory::GuestMemory& mem, const ValidatedZone& v,
 
 }  // namespace
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-    vmm::fuzz::quiet_logging();
-    return 0;
-}
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     static std::vector<memory::GuestMemory> memories = [] {
         std::vector<memory::GuestMemory> out;

@@ -112,11 +112,6 @@ struct Machine {
 
 }  // namespace
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-    vmm::fuzz::quiet_logging();
-    return 0;
-}
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     vmm::fuzz::FuzzInput in(data, size);
     Machine m;

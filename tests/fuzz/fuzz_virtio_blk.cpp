@@ -58,11 +58,6 @@ std::shared_ptr<BlockDevice> make_device(const std::string& path, uint8_t mode) 
 
 }  // namespace
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-    vmm::fuzz::quiet_logging();
-    return 0;
-}
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     static DiskImage image;
     vmm::fuzz::FuzzInput in(data, size);

@@ -11,11 +11,6 @@
 using namespace vmm;
 using namespace vmm::devices::virtio;
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-    vmm::fuzz::quiet_logging();
-    return 0;
-}
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     vmm::fuzz::FuzzInput in(data, size);
     auto mem = vmm::fuzz::make_memory(vmm::fuzz::kDeviceLayout);

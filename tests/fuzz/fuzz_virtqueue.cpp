@@ -106,11 +106,6 @@ bool same(const std::vector<Descriptor>& a, std::span<const Descriptor> b) {
 
 }  // namespace
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-    vmm::fuzz::quiet_logging();
-    return 0;
-}
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     static GuestMemory mem = vmm::fuzz::make_memory(kLayout);
     vmm::fuzz::FuzzInput in(data, size);
