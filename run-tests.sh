@@ -14,8 +14,11 @@
 # compilation's inputs), the guest kernel in ~/.cache/vmm-guest.
 set -euo pipefail
 cd "$(dirname "$0")"
-# Compiler cache hits across clones in different folders (paths made relative).
-export CCACHE_BASEDIR=$PWD
+# Compiler cache hits across clones in different folders: paths made relative, the
+# working directory left out of the hash (it only names the compile directory in the
+# debug info), and the precompiled Catch2 header cacheable.
+export CCACHE_BASEDIR=$PWD CCACHE_NOHASHDIR=1
+export CCACHE_SLOPPINESS=${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_file_mtime,include_file_ctime}
 
 ./install-deps.sh
 
