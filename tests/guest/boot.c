@@ -144,6 +144,7 @@ static void build_page_tables(void)
     for (unsigned i = 0; i < g.e820_count; i++)
         if (g.e820[i].type == 1 && g.e820[i].addr + g.e820[i].size > ram_end)
             ram_end = g.e820[i].addr + g.e820[i].size;
+    g.ram_end = ram_end;
     uint64_t gibs = (ram_end + GIB - 1) / GIB;
     if (gibs < 4)
         gibs = 4;

@@ -60,6 +60,7 @@ struct guest_state {
     char mode_name[32];
     struct e820_entry e820[MAX_E820];
     unsigned e820_count;
+    uint64_t ram_end; /* end of the highest e820 RAM range (set with the page tables) */
     uint64_t mapped_limit;      /* identity map covers [0, mapped_limit) with U set */
     int huge_pages;             /* 1 GiB pages (else 2 MiB) */
     unsigned cpu_count;         /* enabled processors in the MP table */

@@ -37,15 +37,6 @@ static int alive(const char *after, int zone_known)
     return expect_install(after, 0, HA_ZONE_DMA32, 0, zone_known ? HA_INSTALL_OK : HA_INSTALL_ERR_ZONE);
 }
 
-static uint64_t ram_top(void)
-{
-    uint64_t top = 0;
-    for (unsigned i = 0; i < g.e820_count; i++)
-        if (g.e820[i].type == 1 && g.e820[i].addr + g.e820[i].size > top)
-            top = g.e820[i].addr + g.e820[i].size;
-    return top;
-}
-
 /* Bad record i (a mutation of the good DMA32 record); 0 when there are no more. */
 static const char *bad_record(unsigned i, struct ha_zone_record *r)
 {
@@ -61,7 +52,7 @@ static const char *bad_record(unsigned i, struct ha_zone_record *r)
     case 5: r->lower_gpa = low_end - HA_PAGE; return "lower past the end of RAM";
     case 6: r->trees_gpa = ~0ull - 63; return "trees wrapping around";
     case 7: r->pages = 0; return "zero pages";
-    case 8: r->pages = (uint32_t)(ram_top() / HA_PAGE + LLF_CHILD_FRAMES); return "zone past the end of RAM";
+    case 8: r->pages = (uint32_t)(g.ram_end / HA_PAGE + LLF_CHILD_FRAMES); return "zone past the end of RAM";
     case 9: r->pages = 0xfffff000u; return "zone of 16 TiB";
     case 10: r->start_pfn = 0x7ff00000u; return "start_pfn beyond RAM";
     case 11: r->zone_type = 7; return "zone type 7";

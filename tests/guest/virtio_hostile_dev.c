@@ -248,15 +248,6 @@ void after_attack(unsigned which, const char *what)
 
 /* ---- set-up ---- */
 
-static uint64_t ram_top(void)
-{
-    uint64_t top = 0;
-    for (unsigned i = 0; i < g.e820_count; i++)
-        if (g.e820[i].type == 1 && g.e820[i].addr + g.e820[i].size > top)
-            top = g.e820[i].addr + g.e820[i].size;
-    return top;
-}
-
 int hostile_setup(void)
 {
     static const uint32_t ids[HD_COUNT] = { VIRTIO_ID_BLOCK, VIRTIO_ID_RNG, VIRTIO_ID_BALLOON };
@@ -267,7 +258,7 @@ int hostile_setup(void)
     hb.pfns = dma_alloc(2 * HPAGE);
     hb.table = dma_alloc(5 * HPAGE);
     hb.balloon_area = 8ul << 20;           /* above the DMA area, unused otherwise */
-    hb.ram_top = ram_top();
+    hb.ram_top = g.ram_end;
     if (!hb.blk_hdr || !hb.blk_status || !hb.blk_data || !hb.rng || !hb.pfns || !hb.table ||
         !ram_range_ok(hb.balloon_area, BALLOON_AREA_PAGES * HPAGE) || !ram_range_ok(BIG_BUF, BIG_BUF))
         return hcheck(0, "set-up: no DMA memory, or no RAM at 8-24 MiB"), -1;
