@@ -23,6 +23,12 @@ and the guests touch it too), so both balloons reclaim *touched* memory:
 Each figure is checked: RSS must fall by >= 90% of the reclaimed size, the guest must
 report no failure. Ratios are computed within this run. Exit status 1 if anything
 did not happen as it should.
+
+With --linux-guest DIR (a build-guest.sh output: vmlinux, initramfs.cpio.gz) the same
+reclaim and return are measured on our Linux guest kernel instead (docs/hyperalloc-linux.md):
+HyperAlloc through its Linux driver, the virtio-balloon through Linux's virtio_balloon
+driver (4 KiB pages), both guests idle in the initramfs workload (hamem) with all RAM
+prefaulted. No install runs in this mode.
 """
 import argparse
 import json
@@ -40,12 +46,12 @@ GIB = 1 << 30
 
 
 class Vmm:
-    def __init__(self, vmm, args, workdir, name):
+    def __init__(self, vmm, args, workdir, name, stdin=subprocess.DEVNULL):
         self.sock = os.path.join(workdir, f"{name}.sock")
         self.log_path = os.path.join(workdir, f"{name}.log")
         self.log = open(self.log_path, "w+b")
         self.proc = subprocess.Popen([vmm, "-v", *args, "--api-socket", f"path={self.sock}"],
-                                     stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
+                                     stdin=stdin, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while not os.path.exists(self.sock):
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -61,7 +67,7 @@ class Vmm:
         deadline = time.monotonic() + timeout
         while True:
             text = self.text()
-            if re.search(r"FAIL|MISMATCH", text):
+            if re.search(r"FAIL|MISMATCH|Kernel panic|HAMEM: mismatch", text):
                 raise RuntimeError(f"the guest reported a failure:\n{text[-2000:]}")
             found = regex.findall(text)
             if len(found) >= count:
@@ -179,10 +185,88 @@ def install_run(a, workdir, path):
         vm.stop()
 
 
+def linux_args(a, balloon):
+    g = a.linux_guest
+    return ["--kernel", os.path.join(g, "vmlinux"), "--initramfs", os.path.join(g, "initramfs.cpio"),
+            "--cpus", "boot=1", "--memory", f"size={a.ram_gib}G,prefault=on", "--balloon", balloon,
+            "--cmdline", "console=ttyS0 reboot=k panic=1 vmmtest.hamem"]
+
+
+def hyperalloc_linux_run(a, workdir, i):
+    vm = Vmm(a.vmm, linux_args(a, "model=hyperalloc"), workdir, f"lha{i}", stdin=subprocess.PIPE)
+    try:
+        vm.wait_for(r"virtio_hyperalloc \S+: ready", a.boot_timeout)
+        vm.wait_for(r"^HAMEM: ready", a.boot_timeout)
+        before = vm.rss_kib()
+        size = a.reclaim_gib * GIB
+        api_reclaim = resize(vm, size)
+        host_reclaim = float(vm.wait_for(r"hyperalloc: balloon at \d+ MiB of %d MiB target \(\d+ frames hard-reclaimed in ([0-9.]+) ms" % (size // MIB), 10))
+        dropped = check_rss_drop("hyperalloc (Linux)", before, vm.rss_kib(), size)
+        api_return = resize(vm, 0)
+        host_return = float(vm.wait_for(r"hyperalloc: balloon at 0 MiB of 0 MiB target \(\d+ frames returned in ([0-9.]+) ms", 10))
+        return dict(api_reclaim=api_reclaim, host_reclaim=host_reclaim / 1e3, api_return=api_return,
+                    host_return=host_return / 1e3, dropped=dropped)
+    finally:
+        vm.stop()
+
+
+def virtio_linux_run(a, workdir, i):
+    vm = Vmm(a.vmm, linux_args(a, "model=virtio,size=0"), workdir, f"lvb{i}", stdin=subprocess.PIPE)
+    try:
+        vm.wait_for(r"^HAMEM: ready", a.boot_timeout)
+        before = vm.rss_kib()
+        size = a.reclaim_gib * GIB
+        start = time.perf_counter()
+        resize(vm, size)
+        vm.wait_for(r"balloon: guest reached the target of %d pages" % (size // 4096), a.boot_timeout)
+        reclaim = time.perf_counter() - start
+        dropped = check_rss_drop("virtio-balloon (Linux)", before, vm.rss_kib(), size)
+        start = time.perf_counter()
+        resize(vm, 0)
+        vm.wait_for(r"balloon: guest reached the target of 0 pages", a.boot_timeout)
+        return dict(reclaim=reclaim, ret=time.perf_counter() - start, dropped=dropped)
+    finally:
+        vm.stop()
+
+
+def linux_main(a):
+    ha, vb = [], []
+    with tempfile.TemporaryDirectory(prefix="hyperalloc_bench.") as workdir:
+        for i in range(a.runs):
+            ha.append(hyperalloc_linux_run(a, workdir, i))
+            vb.append(virtio_linux_run(a, workdir, i))
+            print(f"run {i + 1}/{a.runs} (Linux guest): hyperalloc reclaim api {ha[-1]['api_reclaim'] * 1e3:.2f} ms "
+                  f"(device {ha[-1]['host_reclaim'] * 1e3:.3f} ms), return api {ha[-1]['api_return'] * 1e3:.2f} ms "
+                  f"(device {ha[-1]['host_return'] * 1e3:.3f} ms); virtio-balloon reclaim {vb[-1]['reclaim'] * 1e3:.0f} ms, "
+                  f"return {vb[-1]['ret'] * 1e3:.0f} ms", flush=True)
+    med = lambda xs: statistics.median(xs)
+    gib = a.reclaim_gib
+    rates = {
+        "HyperAlloc reclaim, API round trip": gib / med([r["api_reclaim"] for r in ha]),
+        "HyperAlloc reclaim, device time": gib / med([r["host_reclaim"] for r in ha]),
+        "HyperAlloc return, API round trip": gib / med([r["api_return"] for r in ha]),
+        "HyperAlloc return, device time": gib / med([r["host_return"] for r in ha]),
+        "virtio-balloon reclaim (PUT to target reached)": gib / med([r["reclaim"] for r in vb]),
+        "virtio-balloon return (PUT to target reached)": gib / med([r["ret"] for r in vb]),
+    }
+    print(f"\nmedians of {a.runs} runs, Linux guest, {a.ram_gib} GiB, {gib} GiB reclaimed (prefaulted memory):")
+    print("| figure | GiB/s |\n| --- | --- |")
+    for name, rate in rates.items():
+        print(f"| {name} | {rate:.3f} |")
+    vb_rec = rates["virtio-balloon reclaim (PUT to target reached)"]
+    vb_ret = rates["virtio-balloon return (PUT to target reached)"]
+    print(f"\nratios (same run): HyperAlloc/virtio-balloon reclaim "
+          f"{rates['HyperAlloc reclaim, API round trip'] / vb_rec:.1f}x (API round trip), "
+          f"return {rates['HyperAlloc return, API round trip'] / vb_ret:.1f}x")
+    return 0
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--vmm", required=True)
-    p.add_argument("--test-guest", required=True)
+    p.add_argument("--test-guest")
+    p.add_argument("--linux-guest", help="measure the Linux guest kernel in this build-guest.sh output folder")
+    p.add_argument("--boot-timeout", type=float, default=1800)
     p.add_argument("--ram-gib", type=int, default=3)
     p.add_argument("--reclaim-gib", type=int, default=2)
     p.add_argument("--install-mib", type=int, default=512)
@@ -190,6 +274,10 @@ def main():
     a = p.parse_args()
     if a.reclaim_gib >= a.ram_gib:
         p.error("--reclaim-gib must be smaller than --ram-gib")
+    if a.linux_guest:
+        return linux_main(a)
+    if not a.test_guest:
+        p.error("--test-guest or --linux-guest is required")
 
     ha, vb, inst = [], [], {"vcpu": [], "worker": []}
     with tempfile.TemporaryDirectory(prefix="hyperalloc_bench.") as workdir:

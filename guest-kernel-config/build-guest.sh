@@ -9,6 +9,10 @@
 set -euo pipefail
 
 readonly SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# The HyperAlloc layout and protocol headers the VMM uses, copied into the kernel
+# tree (include/linux/hyperalloc/) so that guest and host share one definition.
+readonly SHARED_HEADERS=("$SCRIPT_DIR/../balloon/include/balloon/llfree/llfree_layout.h"
+    "$SCRIPT_DIR/../balloon/include/balloon/hyperalloc/hyperalloc_abi.h")
 readonly CACHE_ROOT=${VMM_GUEST_CACHE:-${XDG_CACHE_HOME:-${HOME:?HOME is not set}/.cache}/vmm-guest}
 readonly SRC_TARBALL=/usr/src/linux-source-6.1.tar.xz
 readonly BUSYBOX=/bin/busybox
@@ -36,6 +40,7 @@ compute_key() {
         cd "$SCRIPT_DIR"
         find build-guest.sh guest.config patches initramfs -type f -print0 |
             LC_ALL=C sort -z | xargs -0 sha256sum
+        for h in "${SHARED_HEADERS[@]}"; do echo "$(basename "$h") $(sha256sum <"$h")"; done
     } | sha256sum | cut -d' ' -f1
 }
 
@@ -103,6 +108,8 @@ build_initramfs() {
     local src=$1 work=$2 out=$3 list applet d
     list=$work/initramfs.list
     run gcc -O2 -o "$work/gen_init_cpio" "$src/usr/gen_init_cpio.c"
+    # The HyperAlloc tests' memory workload (static: the initramfs has no libc).
+    run gcc -static -O2 -Wall -Wextra -Werror -o "$work/hamem" "$SCRIPT_DIR/initramfs/hamem.c"
     {
         for d in /bin /sbin /usr /usr/bin /usr/sbin /dev /proc /sys /tmp /run \
             /mnt /root /etc; do
@@ -112,6 +119,7 @@ build_initramfs() {
         echo "nod /dev/null 0666 0 0 c 1 3"
         echo "file /bin/busybox $BUSYBOX 0755 0 0"
         echo "file /init $SCRIPT_DIR/initramfs/init 0755 0 0"
+        echo "file /bin/hamem $work/hamem 0755 0 0"
         "$BUSYBOX" --list-full | LC_ALL=C sort | while IFS= read -r applet; do
             [[ $applet == bin/busybox ]] || echo "slink /$applet /bin/busybox 0777 0 0"
         done
@@ -138,6 +146,8 @@ build() {
         log "applying $(basename "$p")"
         run patch -d "$src" -p1 --forward --batch -i "$p"
     done < <(find "$SCRIPT_DIR/patches" -name '*.patch' -type f -print0 | LC_ALL=C sort -z)
+    mkdir -p "$src/include/linux/hyperalloc"
+    cp "${SHARED_HEADERS[@]}" "$src/include/linux/hyperalloc/"
 
     # Reproducible identity strings in the image (no user@host, fixed date).
     local -a mk=(make -C "$src" ARCH=$KARCH KBUILD_BUILD_USER=vmm

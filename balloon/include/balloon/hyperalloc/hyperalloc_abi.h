@@ -19,7 +19,11 @@
 #ifndef BALLOON_HYPERALLOC_ABI_H
 #define BALLOON_HYPERALLOC_ABI_H
 
+#ifdef __KERNEL__
+#include <linux/types.h>  /* the guest kernel's virtio_hyperalloc driver */
+#else
 #include <stdint.h>
+#endif
 
 /* "HA": outside the range the virtio specification assigns. */
 #define HA_VIRTIO_DEVICE_ID 0x4841u

@@ -21,9 +21,13 @@
 #ifndef BALLOON_LLFREE_LAYOUT_H
 #define BALLOON_LLFREE_LAYOUT_H
 
+#ifdef __KERNEL__
+#include <linux/types.h>  /* the guest kernel (guest-kernel-config/patches) */
+#else
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#endif
 
 /* The helpers below are C; C++ includers (the VMM builds with -Wold-style-cast)
  * should not be warned about their casts. */
