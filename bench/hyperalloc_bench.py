@@ -198,7 +198,7 @@ def hyperalloc_linux_run(a, workdir, i):
         vm.wait_for(r"virtio_hyperalloc \S+: ready", a.boot_timeout)
         vm.wait_for(r"^HAMEM: ready", a.boot_timeout)
         before = vm.rss_kib()
-        size = a.reclaim_gib * GIB
+        size = linux_reclaim_bytes(a)
         api_reclaim = resize(vm, size)
         host_reclaim = float(vm.wait_for(r"hyperalloc: balloon at \d+ MiB of %d MiB target \(\d+ frames hard-reclaimed in ([0-9.]+) ms" % (size // MIB), 10))
         dropped = check_rss_drop("hyperalloc (Linux)", before, vm.rss_kib(), size)
@@ -215,7 +215,7 @@ def virtio_linux_run(a, workdir, i):
     try:
         vm.wait_for(r"^HAMEM: ready", a.boot_timeout)
         before = vm.rss_kib()
-        size = a.reclaim_gib * GIB
+        size = linux_reclaim_bytes(a)
         start = time.perf_counter()
         resize(vm, size)
         vm.wait_for(r"balloon: guest reached the target of %d pages" % (size // 4096), a.boot_timeout)
@@ -229,6 +229,10 @@ def virtio_linux_run(a, workdir, i):
         vm.stop()
 
 
+def linux_reclaim_bytes(a):
+    return a.reclaim_mib * MIB if a.reclaim_mib else a.reclaim_gib * GIB
+
+
 def linux_main(a):
     ha, vb = [], []
     with tempfile.TemporaryDirectory(prefix="hyperalloc_bench.") as workdir:
@@ -240,7 +244,7 @@ def linux_main(a):
                   f"(device {ha[-1]['host_return'] * 1e3:.3f} ms); virtio-balloon reclaim {vb[-1]['reclaim'] * 1e3:.0f} ms, "
                   f"return {vb[-1]['ret'] * 1e3:.0f} ms", flush=True)
     med = lambda xs: statistics.median(xs)
-    gib = a.reclaim_gib
+    gib = linux_reclaim_bytes(a) / GIB
     rates = {
         "HyperAlloc reclaim, API round trip": gib / med([r["api_reclaim"] for r in ha]),
         "HyperAlloc reclaim, device time": gib / med([r["host_reclaim"] for r in ha]),
@@ -249,7 +253,8 @@ def linux_main(a):
         "virtio-balloon reclaim (PUT to target reached)": gib / med([r["reclaim"] for r in vb]),
         "virtio-balloon return (PUT to target reached)": gib / med([r["ret"] for r in vb]),
     }
-    print(f"\nmedians of {a.runs} runs, Linux guest, {a.ram_gib} GiB, {gib} GiB reclaimed (prefaulted memory):")
+    print(f"\nmedians of {a.runs} runs, Linux guest, {a.ram_gib} GiB, {gib * 1024:.0f} MiB reclaimed "
+          f"(prefaulted memory):")
     print("| figure | GiB/s |\n| --- | --- |")
     for name, rate in rates.items():
         print(f"| {name} | {rate:.3f} |")
@@ -267,13 +272,14 @@ def main():
     p.add_argument("--test-guest")
     p.add_argument("--linux-guest", help="measure the Linux guest kernel in this build-guest.sh output folder")
     p.add_argument("--boot-timeout", type=float, default=1800)
+    p.add_argument("--reclaim-mib", type=int, help="Linux guest: reclaim this much instead of --reclaim-gib")
     p.add_argument("--ram-gib", type=int, default=3)
     p.add_argument("--reclaim-gib", type=int, default=2)
     p.add_argument("--install-mib", type=int, default=512)
     p.add_argument("--runs", type=int, default=3)
     a = p.parse_args()
-    if a.reclaim_gib >= a.ram_gib:
-        p.error("--reclaim-gib must be smaller than --ram-gib")
+    if (a.reclaim_mib * MIB if a.reclaim_mib else a.reclaim_gib * GIB) >= a.ram_gib * GIB:
+        p.error("the reclaimed size must be smaller than --ram-gib")
     if a.linux_guest:
         return linux_main(a)
     if not a.test_guest:

@@ -387,7 +387,7 @@ def main():
     p.add_argument("--vmm", required=True)
     p.add_argument("--guest-dir", required=True)
     p.add_argument("--work")
-    p.add_argument("--boot-timeout", type=float, default=1200)
+    p.add_argument("--boot-timeout", type=float, default=1800)
     args = p.parse_args()
     if not kvm_usable():
         print("SKIPPED: /dev/kvm not available")

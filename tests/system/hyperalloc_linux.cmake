@@ -8,5 +8,5 @@ foreach(scenario manual auto)
                    --vmm ${VMM} --guest-dir ${G}
                    --work ${CMAKE_CURRENT_BINARY_DIR}/hyperalloc_linux_${scenario})
   set_tests_properties(linux_hyperalloc_${scenario} PROPERTIES
-      LABELS "slow;linux;hyperalloc" SKIP_RETURN_CODE 77 TIMEOUT 2100 COST 1500)
+      LABELS "slow;linux;hyperalloc" SKIP_RETURN_CODE 77 TIMEOUT 3300 COST 1500)
 endforeach()
