@@ -257,7 +257,7 @@ def linux_main(a):
           f"(prefaulted memory):")
     print("| figure | GiB/s |\n| --- | --- |")
     for name, rate in rates.items():
-        print(f"| {name} | {rate:.3f} |")
+        print(f"| {name} | {rate:.4g} |")
     vb_rec = rates["virtio-balloon reclaim (PUT to target reached)"]
     vb_ret = rates["virtio-balloon return (PUT to target reached)"]
     print(f"\nratios (same run): HyperAlloc/virtio-balloon reclaim "
